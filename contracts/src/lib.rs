@@ -1,0 +1,39 @@
+//! # carnet-contracts
+//!
+//! The rules of the Carnet ledger: identifiers and records of the customs domain,
+//! signed transactions, the crypto envelope that seals a document for its recipients,
+//! the block body format, and the deterministic execution of a block over a state store.
+//!
+//! This crate must never do IO, read a clock or draw randomness: time, keys and random
+//! bytes come in as arguments, so every replica computes byte-identical state.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod auth;
+pub mod block;
+pub mod envelope;
+pub mod execute;
+pub mod model;
+pub mod tx;
+pub mod types;
+
+pub use model::*;
+pub use tx::*;
+pub use types::*;
+
+/// Errors of the contracts crate. Each names the rule that failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum ContractError {
+    #[error("bad input: {0}")]
+    BadInput(String),
+    #[error("bad signature: {0}")]
+    BadSignature(String),
+    #[error("unknown: {0}")]
+    NotFound(String),
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("encoding: {0}")]
+    Encoding(String),
+    #[error("crypto: {0}")]
+    Crypto(String),
+}

@@ -1,0 +1,158 @@
+//! Identifiers and enumerations of the customs domain shared by every other module.
+//!
+//! Pure data: nothing here reads a clock, draws randomness or touches disk.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A 32-byte blake3 digest.
+pub type Hash32 = [u8; 32];
+
+/// ISO 3166-1 alpha-2 code of a customs administration (`XA`, `XB`, ...).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AdminCode(pub String);
+
+impl AdminCode {
+    /// Parses a code: exactly two ASCII upper-case letters.
+    pub fn parse(s: &str) -> Result<Self, crate::ContractError> {
+        if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(crate::ContractError::BadInput(format!(
+                "administration code `{s}` is not two upper-case letters (ISO 3166-1 alpha-2)"
+            )))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AdminCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An ed25519 public key (officer, node or validator), 32 bytes, shown as hex.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PublicKey(pub [u8; 32]);
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl PublicKey {
+    pub fn from_hex(s: &str) -> Result<Self, crate::ContractError> {
+        let bytes = hex::decode(s)
+            .map_err(|_| crate::ContractError::BadInput(format!("public key `{s}` is not hex")))?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| {
+            crate::ContractError::BadInput(format!("public key `{s}` is not 32 bytes"))
+        })?;
+        Ok(Self(arr))
+    }
+}
+
+/// Document identifier: 16 bytes chosen by the submitting node, shown as 32 hex chars.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DocumentId(pub [u8; 16]);
+
+impl fmt::Display for DocumentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl DocumentId {
+    pub fn from_hex(s: &str) -> Result<Self, crate::ContractError> {
+        let bytes = hex::decode(s)
+            .map_err(|_| crate::ContractError::BadInput(format!("document id `{s}` is not hex")))?;
+        let arr: [u8; 16] = bytes.try_into().map_err(|_| {
+            crate::ContractError::BadInput(format!("document id `{s}` is not 16 bytes"))
+        })?;
+        Ok(Self(arr))
+    }
+}
+
+/// The kinds of document Carnet carries (DESIGN.md, "Document").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DocumentKind {
+    ExportDeclaration,
+    ImportDeclaration,
+    TransitDeclaration,
+    CertificateOfOrigin,
+    PhytosanitaryCertificate,
+    AeoStatus,
+    WasteMovement,
+    ControlResult,
+}
+
+impl DocumentKind {
+    pub const ALL: [DocumentKind; 8] = [
+        DocumentKind::ExportDeclaration,
+        DocumentKind::ImportDeclaration,
+        DocumentKind::TransitDeclaration,
+        DocumentKind::CertificateOfOrigin,
+        DocumentKind::PhytosanitaryCertificate,
+        DocumentKind::AeoStatus,
+        DocumentKind::WasteMovement,
+        DocumentKind::ControlResult,
+    ];
+
+    /// The kebab-case name used on the command line and in JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DocumentKind::ExportDeclaration => "export-declaration",
+            DocumentKind::ImportDeclaration => "import-declaration",
+            DocumentKind::TransitDeclaration => "transit-declaration",
+            DocumentKind::CertificateOfOrigin => "certificate-of-origin",
+            DocumentKind::PhytosanitaryCertificate => "phytosanitary-certificate",
+            DocumentKind::AeoStatus => "aeo-status",
+            DocumentKind::WasteMovement => "waste-movement",
+            DocumentKind::ControlResult => "control-result",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, crate::ContractError> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                crate::ContractError::BadInput(format!(
+                    "unknown document kind `{s}`; known kinds: {}",
+                    known.join(", ")
+                ))
+            })
+    }
+}
+
+impl fmt::Display for DocumentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Roles an officer can hold (DESIGN.md, "Officer").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Officer,
+    Supervisor,
+    Auditor,
+    Admin,
+}
+
+/// Lifecycle status of a document version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DocumentStatus {
+    Active,
+    Amended,
+    Cancelled,
+    Erased,
+}
