@@ -7,12 +7,18 @@
 //! This crate must never do IO, read a clock or draw randomness: time, keys and random
 //! bytes come in as arguments, so every replica computes byte-identical state.
 #![forbid(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod auth;
 pub mod block;
+pub mod codec;
 pub mod envelope;
 pub mod execute;
+pub mod hex32;
+pub mod keys;
 pub mod model;
 pub mod tx;
 pub mod types;
@@ -20,6 +26,8 @@ pub mod types;
 pub use model::*;
 pub use tx::*;
 pub use types::*;
+
+pub use envelope::ucr_index;
 
 /// Errors of the contracts crate. Each names the rule that failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]

@@ -14,6 +14,7 @@ pub struct Administration {
     /// ed25519 key the administration's validator votes with (may live in an HSM).
     pub validator_key: PublicKey,
     /// X25519 public key document keys are wrapped to (HPKE).
+    #[serde(with = "crate::hex32")]
     pub encryption_key: [u8; 32],
     pub voting_power: u64,
     pub active: bool,
@@ -40,10 +41,13 @@ pub struct DocumentRecord {
     pub submitted_by: PublicKey,
     pub recipients: Vec<AdminCode>,
     /// Keyed hash of the UCR (never the UCR in clear).
+    #[serde(with = "crate::hex32")]
     pub ucr_index: Hash32,
     /// `blake3::keyed_hash(salt, payload)`.
+    #[serde(with = "crate::hex32")]
     pub commitment: Hash32,
     /// blake3 of the ciphertext; the ciphertext itself is stored apart and prunable.
+    #[serde(with = "crate::hex32")]
     pub ciphertext_hash: Hash32,
     pub ciphertext_len: u32,
     pub status: DocumentStatus,

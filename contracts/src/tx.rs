@@ -4,7 +4,10 @@
 //! Must never: accept a signature over anything but `signing_bytes()`, or hash a
 //! non-canonical encoding.
 
+use crate::codec;
 use crate::types::{AdminCode, DocumentId, DocumentKind, Hash32, PublicKey};
+use crate::ContractError;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 /// Largest encoded transaction accepted anywhere (mempool, block, API).
@@ -35,8 +38,11 @@ pub struct DocumentSubmission {
     pub id: DocumentId,
     pub kind: DocumentKind,
     pub recipients: Vec<AdminCode>,
+    #[serde(with = "crate::hex32")]
     pub ucr_index: Hash32,
+    #[serde(with = "crate::hex32")]
     pub commitment: Hash32,
+    #[serde(with = "crate::hex32")]
     pub ciphertext_hash: Hash32,
     pub ciphertext_len: u32,
 }
@@ -60,5 +66,150 @@ pub struct Transaction {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedTransaction {
     pub tx: Transaction,
+    /// ed25519 signature (64 bytes) by `tx.signer` over `tx.signing_bytes()`; hex in JSON.
+    #[serde(with = "crate::hex32::bytes")]
     pub signature: Vec<u8>,
+}
+
+impl Transaction {
+    /// The exact bytes that are signed and hashed: `TX_DOMAIN || bincode(self)`.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut bytes = TX_DOMAIN.to_vec();
+        bytes.extend_from_slice(&codec::encode(self));
+        bytes
+    }
+
+    /// Signs the transaction with the node key. The caller must pass the key whose
+    /// public half is `self.signer`; `verify` rejects anything else.
+    pub fn sign(self, key: &SigningKey) -> SignedTransaction {
+        let signature = key.sign(&self.signing_bytes()).to_bytes().to_vec();
+        SignedTransaction {
+            tx: self,
+            signature,
+        }
+    }
+}
+
+impl SignedTransaction {
+    /// Transaction hash: `blake3(signing_bytes)`. The signature is not part of it, so a
+    /// re-signed (malleated) copy has the same hash and is caught by the replay rule.
+    pub fn hash(&self) -> Hash32 {
+        *blake3::hash(&self.tx.signing_bytes()).as_bytes()
+    }
+
+    /// Checks the signature of `tx.signer` over `tx.signing_bytes()`.
+    pub fn verify(&self) -> Result<(), ContractError> {
+        let (key, signature) = self.parts()?;
+        key.verify_strict(&self.tx.signing_bytes(), &signature)
+            .map_err(|_| {
+                ContractError::BadSignature(format!(
+                    "transaction {} is not signed by its signer {}",
+                    hex::encode(self.hash()),
+                    self.tx.signer
+                ))
+            })
+    }
+
+    fn parts(&self) -> Result<(VerifyingKey, Signature), ContractError> {
+        let key = VerifyingKey::from_bytes(&self.tx.signer.0).map_err(|_| {
+            ContractError::BadSignature(format!(
+                "signer {} is not a valid ed25519 public key",
+                self.tx.signer
+            ))
+        })?;
+        let bytes: [u8; 64] = self.signature.as_slice().try_into().map_err(|_| {
+            ContractError::BadSignature(format!(
+                "signature is {} bytes, expected 64",
+                self.signature.len()
+            ))
+        })?;
+        Ok((key, Signature::from_bytes(&bytes)))
+    }
+
+    fn tx_signer_is_weak(&self) -> bool {
+        VerifyingKey::from_bytes(&self.tx.signer.0)
+            .map(|k| k.is_weak())
+            .unwrap_or(true)
+    }
+
+    /// Canonical wire form (bincode).
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Parses the wire form: at most `MAX_TX_BYTES`, no trailing bytes. Does not verify
+    /// the signature.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ContractError> {
+        if bytes.len() > MAX_TX_BYTES {
+            return Err(ContractError::BadInput(format!(
+                "transaction is {} bytes, over the limit of {MAX_TX_BYTES}",
+                bytes.len()
+            )));
+        }
+        codec::decode(bytes, MAX_TX_BYTES).map_err(|e| match e {
+            ContractError::Encoding(m) => ContractError::Encoding(format!("transaction: {m}")),
+            other => other,
+        })
+    }
+}
+
+/// Verifies every signature of `txs`, in one ed25519 batch when all are valid.
+///
+/// Returns one result per transaction, in order. When the batch fails, each
+/// transaction is checked on its own to name the offenders.
+pub fn verify_batch(txs: &[SignedTransaction]) -> Vec<Result<(), ContractError>> {
+    if txs.is_empty() {
+        return Vec::new();
+    }
+    let mut messages = Vec::with_capacity(txs.len());
+    let mut signatures = Vec::with_capacity(txs.len());
+    let mut keys = Vec::with_capacity(txs.len());
+    let mut well_formed = true;
+    for signed in txs {
+        match signed.parts() {
+            Ok((key, signature)) => {
+                messages.push(signed.tx.signing_bytes());
+                signatures.push(signature);
+                keys.push(key);
+            }
+            Err(_) => {
+                well_formed = false;
+                break;
+            }
+        }
+    }
+    if well_formed {
+        let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        if ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_ok() {
+            // The batch equation is cofactored; also run the strict per-key checks that
+            // `verify` does on weak keys so both paths agree on which keys are acceptable.
+            return txs
+                .iter()
+                .map(|signed| {
+                    if signed.tx_signer_is_weak() {
+                        Err(ContractError::BadSignature(format!(
+                            "signer {} is a weak (small-order) key",
+                            signed.tx.signer
+                        )))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .collect();
+        }
+    }
+    let results: Vec<Result<(), ContractError>> = txs.iter().map(|s| s.verify()).collect();
+    if results.iter().all(Result::is_ok) {
+        // The batch failed although every signature passes alone: refuse them all rather
+        // than accept what the batch refused.
+        return txs
+            .iter()
+            .map(|_| {
+                Err(ContractError::BadSignature(
+                    "batch signature verification failed".to_string(),
+                ))
+            })
+            .collect();
+    }
+    results
 }

@@ -1,0 +1,159 @@
+//! A small network for contract tests: administrations XA, XB, XC (active) and XD
+//! (inactive), and officers with different roles and states.
+#![allow(dead_code)]
+
+use carnet_contracts::execute::{apply_genesis, execute_block, BlockContext, MemoryState};
+use carnet_contracts::*;
+use ed25519_dalek::SigningKey;
+
+pub const CHAIN: &str = "carnet-test";
+pub const T0: u64 = 1_700_000_000_000;
+
+pub fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+pub fn public(seed: u8) -> PublicKey {
+    PublicKey(key(seed).verifying_key().to_bytes())
+}
+
+pub fn code(s: &str) -> AdminCode {
+    AdminCode(s.to_string())
+}
+
+/// Node key seeds: XA=1, XB=2, XC=3, XD=4, and a stranger=9.
+pub fn node_seed(admin: &str) -> u8 {
+    match admin {
+        "XA" => 1,
+        "XB" => 2,
+        "XC" => 3,
+        "XD" => 4,
+        _ => 9,
+    }
+}
+
+/// Officer key seeds.
+pub const XA_OFFICER: u8 = 21;
+pub const XA_AUDITOR: u8 = 22;
+pub const XA_REVOKED: u8 = 23;
+pub const XB_OFFICER: u8 = 31;
+pub const XC_OFFICER: u8 = 41;
+
+fn admin(c: &str, active: bool) -> Administration {
+    let seed = node_seed(c);
+    Administration {
+        code: code(c),
+        name: format!("Administration {c}"),
+        node_key: public(seed),
+        validator_key: public(seed + 100),
+        encryption_key: carnet_contracts::keys::x25519_public(&[seed + 200; 32]),
+        voting_power: 1,
+        active,
+    }
+}
+
+fn officer(seed: u8, c: &str, roles: &[Role], active: bool) -> Officer {
+    Officer {
+        key: public(seed),
+        administration: code(c),
+        name: format!("officer {seed}"),
+        roles: roles.to_vec(),
+        active,
+    }
+}
+
+pub fn genesis() -> Genesis {
+    Genesis {
+        chain_id: CHAIN.to_string(),
+        genesis_time_ms: T0,
+        administrations: vec![
+            admin("XA", true),
+            admin("XB", true),
+            admin("XC", true),
+            admin("XD", false),
+        ],
+        officers: vec![
+            officer(XA_OFFICER, "XA", &[Role::Officer], true),
+            officer(XA_AUDITOR, "XA", &[Role::Auditor], true),
+            officer(XA_REVOKED, "XA", &[Role::Officer], false),
+            officer(XB_OFFICER, "XB", &[Role::Supervisor], true),
+            officer(XC_OFFICER, "XC", &[Role::Admin, Role::Auditor], true),
+        ],
+    }
+}
+
+pub fn doc_id(n: u8) -> DocumentId {
+    DocumentId([n; 16])
+}
+
+pub fn submission(id: u8, recipients: &[&str]) -> DocumentSubmission {
+    DocumentSubmission {
+        id: doc_id(id),
+        kind: DocumentKind::ExportDeclaration,
+        recipients: recipients.iter().map(|c| code(c)).collect(),
+        ucr_index: [0xAB; 32],
+        commitment: [0xC0; 32],
+        ciphertext_hash: [0xC1; 32],
+        ciphertext_len: 1000,
+    }
+}
+
+/// A submission by XA's officer of document `id` to `recipients`.
+pub fn submit_tx(id: u8, recipients: &[&str], nonce: u64) -> Transaction {
+    Transaction {
+        chain_id: CHAIN.to_string(),
+        signer: public(node_seed("XA")),
+        officer: Some(public(XA_OFFICER)),
+        nonce,
+        expires_at_ms: T0 + 60_000,
+        action: Action::SubmitDocument(submission(id, recipients)),
+    }
+}
+
+/// A read of document `id` version 1 by `admin`'s node on behalf of `officer_seed`.
+pub fn access_tx(admin: &str, officer_seed: u8, id: u8, nonce: u64) -> Transaction {
+    Transaction {
+        chain_id: CHAIN.to_string(),
+        signer: public(node_seed(admin)),
+        officer: Some(public(officer_seed)),
+        nonce,
+        expires_at_ms: T0 + 60_000,
+        action: Action::RecordAccess {
+            document: doc_id(id),
+            version: 1,
+            officer: public(officer_seed),
+            purpose: "risk assessment".to_string(),
+        },
+    }
+}
+
+/// Signs with the node key matching `tx.signer` (or the stranger's key).
+pub fn sign(tx: Transaction) -> SignedTransaction {
+    let seed = [1u8, 2, 3, 4, 9]
+        .into_iter()
+        .find(|s| public(*s) == tx.signer)
+        .unwrap_or(9);
+    tx.sign(&key(seed))
+}
+
+pub fn ctx(height: u64, time_ms: u64) -> BlockContext {
+    BlockContext {
+        height,
+        time_ms,
+        proposer: code("XA"),
+    }
+}
+
+/// Genesis applied, then block 1 holding document 1 (XA → XB).
+pub fn state_with_document() -> MemoryState {
+    let mut state = MemoryState::new();
+    apply_genesis(&mut state, &genesis()).unwrap();
+    let outcome =
+        execute_block(&mut state, &ctx(1, T0), &[sign(submit_tx(1, &["XB"], 0))]).unwrap();
+    assert!(
+        outcome.receipts[0].outcome.is_ok(),
+        "{:?}",
+        outcome.receipts
+    );
+    state
+}
