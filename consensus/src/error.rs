@@ -36,6 +36,8 @@ pub enum ConsensusError {
         current: View,
         max_ahead: u64,
     },
+    #[error("view {view} is below the vote window starting at {horizon}")]
+    ViewBehindWindow { view: View, horizon: View },
     #[error("duplicate vote from validator {signer} in view {view}")]
     DuplicateVote { signer: ValidatorIndex, view: View },
     #[error("proposal for view {view} signed by {signer}, but the leader is {leader}")]
@@ -54,6 +56,8 @@ pub enum ConsensusError {
     UnexpectedBlock(Digest),
     #[error("finalized chain does not link to our last finalized block")]
     FinalizedConflict,
+    #[error("certificate request names {0} views, more than allowed")]
+    RequestTooLarge(usize),
     #[error(transparent)]
     Signer(#[from] SignerError),
 }

@@ -122,10 +122,22 @@ impl Certificate {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// The leader's block together with its own notarize vote for it.
-    Proposal { block: Block, vote: SignedVote },
+    Proposal {
+        block: Block,
+        vote: SignedVote,
+    },
     Vote(SignedVote),
     Certificate(Certificate),
+    /// "Send me the notarizations/nullifications you hold for these views." Sent by a
+    /// validator that cannot check the parent rule because it missed certificates (after
+    /// a restart or partition). At most [`MAX_CERTIFICATE_REQUEST`] views.
+    CertificateRequest {
+        views: Vec<View>,
+    },
 }
+
+/// Largest number of views one [`Message::CertificateRequest`] may name.
+pub const MAX_CERTIFICATE_REQUEST: usize = 64;
 
 /// What this validator has signed in one view. Cumulative: the latest record for a view
 /// supersedes earlier ones. The driver must persist it durably before it sends any vote

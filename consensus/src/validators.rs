@@ -137,11 +137,7 @@ pub(crate) fn check_vote_shape(kind: VoteKind, digest: Option<&[u8; 32]>) -> boo
     }
 }
 
-fn verify_one(
-    key: &VerifyingKey,
-    message: &[u8],
-    signature: &[u8],
-) -> Result<(), ConsensusError> {
+fn verify_one(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Result<(), ConsensusError> {
     let signature =
         Signature::from_slice(signature).map_err(|_| ConsensusError::InvalidSignature)?;
     key.verify_strict(message, &signature)
@@ -171,6 +167,17 @@ pub fn verify_certificate(
     namespace: &[u8],
     cert: &Certificate,
 ) -> Result<(), ConsensusError> {
+    verify_certificate_skipping(validators, namespace, cert, |_, _| false)
+}
+
+/// [`verify_certificate`], except that signatures for which `already_verified(signer,
+/// signature)` holds are not checked again (the engine passes the votes it verified).
+pub(crate) fn verify_certificate_skipping(
+    validators: &ValidatorSet,
+    namespace: &[u8],
+    cert: &Certificate,
+    already_verified: impl Fn(ValidatorIndex, &[u8]) -> bool,
+) -> Result<(), ConsensusError> {
     if !check_vote_shape(cert.kind, cert.digest.as_ref()) {
         return Err(ConsensusError::MalformedCertificate);
     }
@@ -178,7 +185,10 @@ pub fn verify_certificate(
         return Err(ConsensusError::MalformedCertificate);
     }
     let signers = cert.signer_indices();
-    if let Some(&unknown) = signers.iter().find(|&&i| usize::from(i) >= validators.len()) {
+    if let Some(&unknown) = signers
+        .iter()
+        .find(|&&i| usize::from(i) >= validators.len())
+    {
         return Err(ConsensusError::UnknownSigner(unknown));
     }
     // The bitmap names each signer at most once; a signature list longer or shorter than
@@ -197,6 +207,9 @@ pub fn verify_certificate(
     }
     let message = vote_message(namespace, cert.kind, cert.view, cert.digest.as_ref());
     for (signer, signature) in signers.iter().zip(&cert.signatures) {
+        if already_verified(*signer, signature) {
+            continue;
+        }
         let key = validators
             .key(*signer)
             .ok_or(ConsensusError::UnknownSigner(*signer))?;

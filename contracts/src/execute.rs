@@ -22,6 +22,23 @@
 //! | `seen/hash/<tx hash 32>` | expiry, u64 BE |
 //! | `seen/exp/<expiry u64 BE><tx hash 32>` | empty |
 //! | `access/<id 16><height u64 BE><position u32 BE>` | [`AccessRecord`] |
+//! | `accessby/<officer 32><height u64 BE><position u32 BE>` | document id (16) |
+//! | `agreement/<id 16>` | [`crate::agreement::AgreementRecord`] |
+//! | `docmeta/<id 16>` | [`crate::lifecycle::DocumentMeta`] (agreement, expiry, cancellation) |
+//! | `expiry/<expires_at_ms u64 BE><id 16>` | empty (retention index) |
+//! | `erasure/<id 16>` | [`crate::erasure::ErasureRecord`] |
+//! | `attest/<id 16><code 2>` | [`crate::erasure::AttestationRecord`] |
+//! | `request/<id 16>` | [`crate::request::InfoRequest`] |
+//! | `reqby/<code 2><id 16>` | empty (requests by requester and requested) |
+//! | `grant/<doc id 16><code 2><request id 16>` | [`crate::request::AccessGrant`] |
+//! | `proposal/<id 16>` | [`crate::governance::Proposal`] |
+//! | `due/<height u64 BE><proposal id 16>` | empty (passed proposals waiting for their height) |
+//!
+//! # Block order
+//!
+//! Before its transactions, every block: prunes expired replay entries, applies the
+//! membership changes due at its height ([`crate::governance`]), and erases the documents
+//! whose retention expired before its time ([`crate::erasure`]), each bounded per block.
 //!
 //! # App hash
 //!
@@ -36,6 +53,7 @@ use crate::tx::{Action, DocumentSubmission, SignedTransaction, Transaction};
 use crate::tx::{MAX_CIPHERTEXT_BYTES, MAX_TX_TTL_MS};
 use crate::types::{AdminCode, DocumentId, DocumentStatus, Hash32, PublicKey, Role};
 use crate::ContractError;
+use crate::{agreement, erasure, governance, officers, request};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Most recipients of one document.
@@ -165,6 +183,24 @@ pub struct Receipt {
 pub enum TxEvent {
     DocumentFinal(DocumentRecord),
     AccessRecorded(AccessRecord),
+    AgreementProposed(agreement::AgreementRecord),
+    AgreementAccepted(agreement::AgreementRecord),
+    /// A new version; `previous` is the prior version, now `amended`.
+    DocumentAmended {
+        previous: DocumentRecord,
+        record: DocumentRecord,
+    },
+    DocumentCancelled(DocumentRecord),
+    RequestCreated(request::InfoRequest),
+    RequestAnswered(request::InfoRequest),
+    BreachReported(request::InfoRequest),
+    OfficerAdded(Officer),
+    OfficerRevoked(Officer),
+    ProposalCreated(governance::Proposal),
+    VoteCast(governance::Proposal),
+    /// Every version is erased: nodes destroy keys and prune ciphertexts, then attest.
+    DocumentErased(erasure::ErasureRecord),
+    DestructionAttested(erasure::AttestationRecord),
 }
 
 /// The result of a block: one receipt per transaction, in order, and the new app hash.
@@ -172,11 +208,24 @@ pub enum TxEvent {
 pub struct BlockOutcome {
     pub receipts: Vec<Receipt>,
     pub app_hash: Hash32,
+    /// Documents erased in this block (by transaction or by retention expiry), with the
+    /// number of versions: every node must destroy their keys and salts, prune their
+    /// ciphertexts, and submit an `AttestDestruction`.
+    pub erasures: Vec<(DocumentId, u32)>,
+    /// Members admitted at the start of this block (passed proposals that fell due).
+    pub members_added: Vec<AdminCode>,
+    /// Members removed (made inactive) at the start of this block.
+    pub members_removed: Vec<AdminCode>,
+    /// The active members changed: the validator set for the blocks after this one is
+    /// [`query::validator_set`].
+    pub validator_set_changed: bool,
 }
 
 /// State keys.
 pub mod state_keys {
-    use crate::types::{AdminCode, DocumentId, Hash32, PublicKey};
+    use crate::types::{
+        AdminCode, AgreementId, DocumentId, Hash32, ProposalId, PublicKey, RequestId,
+    };
 
     pub const CHAIN_ID: &[u8] = b"meta/chain_id";
     pub const APP_HASH: &[u8] = b"meta/app_hash";
@@ -190,6 +239,17 @@ pub mod state_keys {
     pub const SEEN_HASH: &[u8] = b"seen/hash/";
     pub const SEEN_EXPIRY: &[u8] = b"seen/exp/";
     pub const ACCESS: &[u8] = b"access/";
+    pub const ACCESS_BY_OFFICER: &[u8] = b"accessby/";
+    pub const AGREEMENT: &[u8] = b"agreement/";
+    pub const DOC_META: &[u8] = b"docmeta/";
+    pub const EXPIRY: &[u8] = b"expiry/";
+    pub const ERASURE: &[u8] = b"erasure/";
+    pub const ATTEST: &[u8] = b"attest/";
+    pub const REQUEST: &[u8] = b"request/";
+    pub const REQUEST_BY: &[u8] = b"reqby/";
+    pub const GRANT: &[u8] = b"grant/";
+    pub const PROPOSAL: &[u8] = b"proposal/";
+    pub const DUE: &[u8] = b"due/";
 
     fn join(parts: &[&[u8]]) -> Vec<u8> {
         parts.concat()
@@ -233,13 +293,63 @@ pub mod state_keys {
             &position.to_be_bytes(),
         ])
     }
+    pub fn access_by_officer_prefix(officer: &PublicKey) -> Vec<u8> {
+        join(&[ACCESS_BY_OFFICER, &officer.0])
+    }
+    pub fn access_by_officer(officer: &PublicKey, height: u64, position: u32) -> Vec<u8> {
+        join(&[
+            ACCESS_BY_OFFICER,
+            &officer.0,
+            &height.to_be_bytes(),
+            &position.to_be_bytes(),
+        ])
+    }
+    pub fn agreement(id: &AgreementId) -> Vec<u8> {
+        join(&[AGREEMENT, &id.0])
+    }
+    pub fn doc_meta(id: &DocumentId) -> Vec<u8> {
+        join(&[DOC_META, &id.0])
+    }
+    pub fn expiry(expires_at_ms: u64, id: &DocumentId) -> Vec<u8> {
+        join(&[EXPIRY, &expires_at_ms.to_be_bytes(), &id.0])
+    }
+    pub fn erasure(id: &DocumentId) -> Vec<u8> {
+        join(&[ERASURE, &id.0])
+    }
+    pub fn attest_prefix(id: &DocumentId) -> Vec<u8> {
+        join(&[ATTEST, &id.0])
+    }
+    pub fn attest(id: &DocumentId, admin: &AdminCode) -> Vec<u8> {
+        join(&[ATTEST, &id.0, admin.as_str().as_bytes()])
+    }
+    pub fn request(id: &RequestId) -> Vec<u8> {
+        join(&[REQUEST, &id.0])
+    }
+    pub fn request_by_prefix(admin: &AdminCode) -> Vec<u8> {
+        join(&[REQUEST_BY, admin.as_str().as_bytes()])
+    }
+    pub fn request_by(admin: &AdminCode, id: &RequestId) -> Vec<u8> {
+        join(&[REQUEST_BY, admin.as_str().as_bytes(), &id.0])
+    }
+    pub fn grant_prefix(doc: &DocumentId, admin: &AdminCode) -> Vec<u8> {
+        join(&[GRANT, &doc.0, admin.as_str().as_bytes()])
+    }
+    pub fn grant(doc: &DocumentId, admin: &AdminCode, request: &RequestId) -> Vec<u8> {
+        join(&[GRANT, &doc.0, admin.as_str().as_bytes(), &request.0])
+    }
+    pub fn proposal(id: &ProposalId) -> Vec<u8> {
+        join(&[PROPOSAL, &id.0])
+    }
+    pub fn due(height: u64, id: &ProposalId) -> Vec<u8> {
+        join(&[DUE, &height.to_be_bytes(), &id.0])
+    }
 }
 
-type Write = (Vec<u8>, Option<Vec<u8>>);
+pub(crate) type Write = (Vec<u8>, Option<Vec<u8>>);
 
 /// The block's pending writes over the committed state. Reads see earlier writes of the
 /// same block; nothing reaches the store before the block is done.
-struct BlockView<'a, S: StateStore> {
+pub(crate) struct BlockView<'a, S: StateStore> {
     base: &'a S,
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     journal: Vec<Write>,
@@ -254,14 +364,41 @@ impl<'a, S: StateStore> BlockView<'a, S> {
         }
     }
 
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.pending.get(key) {
             Some(value) => Ok(value.clone()),
             None => self.base.get(key),
         }
     }
 
-    fn apply(&mut self, writes: Vec<Write>) {
+    /// The first `limit` entries under `prefix`, committed state merged with this block's
+    /// pending writes, in key order.
+    pub(crate) fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let pending: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
+            .pending
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .collect();
+        let deleted = pending.iter().filter(|(_, v)| v.is_none()).count();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
+            .base
+            .scan_prefix(prefix, limit.saturating_add(deleted))?
+            .into_iter()
+            .collect();
+        for (key, value) in pending {
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(merged.into_iter().take(limit).collect())
+    }
+
+    pub(crate) fn apply(&mut self, writes: Vec<Write>) {
         for (key, value) in writes {
             self.pending.insert(key.clone(), value.clone());
             self.journal.push((key, value));
@@ -270,7 +407,7 @@ impl<'a, S: StateStore> BlockView<'a, S> {
 }
 
 /// Reads used by both the rules and the queries.
-trait Reader {
+pub(crate) trait Reader {
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
@@ -280,12 +417,20 @@ impl<S: StateStore> Reader for BlockView<'_, S> {
     }
 }
 
-struct Committed<'a, S: StateStore>(&'a S);
+pub(crate) struct Committed<'a, S: StateStore>(pub(crate) &'a S);
 
 impl<S: StateStore> Reader for Committed<'_, S> {
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.0.get(key)
     }
+}
+
+/// Decodes a state value; a value that does not decode is corruption.
+pub(crate) fn decode_state<T: serde::de::DeserializeOwned>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, ExecError> {
+    decode_record(key, bytes)
 }
 
 fn decode_record<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, ExecError> {
@@ -297,7 +442,7 @@ fn decode_record<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Re
     })
 }
 
-fn read_record<T: serde::de::DeserializeOwned>(
+pub(crate) fn read_record<T: serde::de::DeserializeOwned>(
     reader: &impl Reader,
     key: &[u8],
 ) -> Result<Option<T>, ExecError> {
@@ -307,7 +452,7 @@ fn read_record<T: serde::de::DeserializeOwned>(
     }
 }
 
-fn read_u64(reader: &impl Reader, key: &[u8]) -> Result<Option<u64>, ExecError> {
+pub(crate) fn read_u64(reader: &impl Reader, key: &[u8]) -> Result<Option<u64>, ExecError> {
     match reader.read(key)? {
         Some(bytes) => {
             let arr: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
@@ -323,7 +468,7 @@ fn read_u64(reader: &impl Reader, key: &[u8]) -> Result<Option<u64>, ExecError> 
     }
 }
 
-fn show_key(key: &[u8]) -> String {
+pub(crate) fn show_key(key: &[u8]) -> String {
     // Namespaces are ASCII; the rest is shown as hex.
     let split = key.iter().rposition(|b| *b == b'/').map_or(0, |p| p + 1);
     let (namespace, rest) = key.split_at(split);
@@ -449,7 +594,7 @@ pub fn apply_genesis<S: StateStore>(state: &mut S, genesis: &Genesis) -> Result<
 }
 
 /// A rule rejected the transaction, or the store failed while checking it.
-enum TxFailure {
+pub(crate) enum TxFailure {
     Rejected(ContractError),
     Fatal(ExecError),
 }
@@ -507,6 +652,8 @@ pub fn execute_block<S: StateStore>(
 
     let mut view = BlockView::new(&*state);
     let pruned_before_ms = prune_replay_entries(&mut view, ctx.time_ms)?;
+    let membership = governance::apply_due(&mut view, ctx)?;
+    let mut erasures = erasure::expire_due(&mut view, ctx)?;
 
     let mut receipts = Vec::with_capacity(txs.len());
     for (position, signed) in txs.iter().enumerate() {
@@ -521,6 +668,9 @@ pub fn execute_block<S: StateStore>(
         match rules.check(&signed.tx, &tx_hash) {
             Ok((writes, event)) => {
                 view.apply(writes);
+                if let TxEvent::DocumentErased(erased) = &event {
+                    erasures.push((erased.document, erased.versions));
+                }
                 receipts.push(Receipt {
                     tx_hash,
                     outcome: Ok(event),
@@ -537,7 +687,14 @@ pub fn execute_block<S: StateStore>(
     let journal = view.journal;
     let app_hash = app_hash_step(&prev_app_hash, ctx.height, &journal);
     flush(state, journal, &app_hash, ctx.height);
-    Ok(BlockOutcome { receipts, app_hash })
+    Ok(BlockOutcome {
+        receipts,
+        app_hash,
+        erasures,
+        validator_set_changed: !membership.added.is_empty() || !membership.removed.is_empty(),
+        members_added: membership.added,
+        members_removed: membership.removed,
+    })
 }
 
 /// Deletes replay entries that expired before `time_ms` (at most
@@ -596,12 +753,12 @@ fn prune_replay_entries<S: StateStore>(
     Ok(watermark)
 }
 
-struct Rules<'v, 'a, S: StateStore> {
-    view: &'v BlockView<'a, S>,
-    ctx: &'v BlockContext,
+pub(crate) struct Rules<'v, 'a, S: StateStore> {
+    pub(crate) view: &'v BlockView<'a, S>,
+    pub(crate) ctx: &'v BlockContext,
     chain_id: &'v str,
     pruned_before_ms: u64,
-    position: u32,
+    pub(crate) position: u32,
 }
 
 impl<S: StateStore> Rules<'_, '_, S> {
@@ -648,6 +805,85 @@ impl<S: StateStore> Rules<'_, '_, S> {
                 officer,
                 purpose,
             } => self.record_access(tx, &signer, document, *version, officer, purpose)?,
+            Action::ProposeAgreement(terms) => self.propose_agreement(tx, &signer, terms)?,
+            Action::AcceptAgreement { id } => self.accept_agreement(tx, &signer, id)?,
+            Action::SubmitUnderAgreement {
+                agreement,
+                submission,
+            } => self.submit_under_agreement(tx, &signer, agreement, submission)?,
+            Action::AmendDocument { id, submission } => {
+                self.amend_document(tx, &signer, id, submission)?
+            }
+            Action::CancelDocument { id, reason } => {
+                self.cancel_document(tx, &signer, id, reason)?
+            }
+            Action::CreateRequest {
+                id,
+                to,
+                matter,
+                purpose,
+                legal_basis,
+                items,
+                confidentiality,
+            } => self.create_request(
+                tx,
+                &signer,
+                request::NewRequest {
+                    id,
+                    to,
+                    matter,
+                    purpose,
+                    legal_basis,
+                    items,
+                    confidentiality,
+                },
+            )?,
+            Action::AnswerRequest { id, answer } => self.answer_request(tx, &signer, id, answer)?,
+            Action::ReportBreach { id, details } => self.report_breach(tx, &signer, id, details)?,
+            Action::RecordGrantedAccess {
+                request,
+                document,
+                version,
+                officer,
+                purpose,
+            } => self.record_granted_access(
+                tx, &signer, request, document, *version, officer, purpose,
+            )?,
+            Action::AddOfficer { key, name, roles } => {
+                self.add_officer(tx, &signer, key, name, roles)?
+            }
+            Action::RevokeOfficer { key } => self.revoke_officer(tx, &signer, key)?,
+            Action::ProposeMember {
+                id,
+                administration,
+                effective_delay_blocks,
+            } => self.propose(
+                tx,
+                &signer,
+                id,
+                governance::ProposalKind::AddMember(administration.clone()),
+                *effective_delay_blocks,
+            )?,
+            Action::ProposeRemoval {
+                id,
+                code,
+                effective_delay_blocks,
+            } => self.propose(
+                tx,
+                &signer,
+                id,
+                governance::ProposalKind::RemoveMember(code.clone()),
+                *effective_delay_blocks,
+            )?,
+            Action::Vote { proposal, yes } => self.vote(tx, &signer, proposal, *yes)?,
+            Action::EraseDocument {
+                id,
+                reason,
+                legal_basis,
+            } => self.erase_document(tx, &signer, id, reason, legal_basis)?,
+            Action::AttestDestruction(attestation) => {
+                self.attest_destruction(tx, &signer, attestation)?
+            }
         };
         writes.push((
             state_keys::seen_hash(tx_hash),
@@ -658,6 +894,43 @@ impl<S: StateStore> Rules<'_, '_, S> {
             Some(Vec::new()),
         ));
         Ok((writes, event))
+    }
+
+    /// Reads and decodes one record through the block's view.
+    pub(crate) fn load<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<T>, TxFailure> {
+        Ok(read_record(self.view, key)?)
+    }
+
+    /// The officer named by the transaction, registered to `admin`, active, and holding
+    /// one of `roles`, or the rule that fails, naming `what` the officer tried to do.
+    pub(crate) fn acting_officer(
+        &self,
+        tx: &Transaction,
+        admin: &AdminCode,
+        roles: &[Role],
+        what: &str,
+    ) -> Result<Officer, TxFailure> {
+        let key = tx.officer.ok_or_else(|| {
+            ContractError::BadInput(format!(
+                "officer: a transaction to {what} must name its officer"
+            ))
+        })?;
+        let officer = self.officer_of(&key, admin)?;
+        if !officer.active {
+            return Err(ContractError::Denied(format!("officer: {key} is revoked")).into());
+        }
+        if !officer.roles.iter().any(|r| roles.contains(r)) {
+            let names: Vec<&str> = roles.iter().map(|r| officers::role_name(*r)).collect();
+            return Err(ContractError::Denied(format!(
+                "officer role: {key} holds none of {} needed to {what}",
+                names.join(", ")
+            ))
+            .into());
+        }
+        Ok(officer)
     }
 
     fn signer_administration(&self, signer: &PublicKey) -> Result<Administration, TxFailure> {
@@ -683,7 +956,11 @@ impl<S: StateStore> Rules<'_, '_, S> {
         Ok(admin)
     }
 
-    fn officer_of(&self, key: &PublicKey, admin: &AdminCode) -> Result<Officer, TxFailure> {
+    pub(crate) fn officer_of(
+        &self,
+        key: &PublicKey,
+        admin: &AdminCode,
+    ) -> Result<Officer, TxFailure> {
         let officer: Officer = read_record(self.view, &state_keys::officer(key))?
             .ok_or_else(|| ContractError::NotFound(format!("officer: {key} is not registered")))?;
         if officer.administration != *admin {
@@ -696,7 +973,7 @@ impl<S: StateStore> Rules<'_, '_, S> {
         Ok(officer)
     }
 
-    fn submit_document(
+    pub(crate) fn submit_document(
         &self,
         tx: &Transaction,
         issuer: &Administration,
@@ -719,55 +996,8 @@ impl<S: StateStore> Rules<'_, '_, S> {
             ))
             .into());
         }
-        if doc.recipients.is_empty() {
-            return Err(ContractError::BadInput("recipients: none named".into()).into());
-        }
-        if doc.recipients.len() > MAX_RECIPIENTS {
-            return Err(ContractError::BadInput(format!(
-                "recipients: {} named, at most {MAX_RECIPIENTS}",
-                doc.recipients.len()
-            ))
-            .into());
-        }
-        let mut named = BTreeSet::new();
-        for recipient in &doc.recipients {
-            if !named.insert(recipient) {
-                return Err(ContractError::BadInput(format!(
-                    "recipients: {recipient} named twice"
-                ))
-                .into());
-            }
-            if *recipient == issuer.code {
-                return Err(ContractError::BadInput(format!(
-                    "recipients: the issuer {recipient} cannot be its own recipient"
-                ))
-                .into());
-            }
-            let member: Administration = read_record(self.view, &state_keys::member(recipient))?
-                .ok_or_else(|| {
-                    ContractError::NotFound(format!("recipients: {recipient} is not a member"))
-                })?;
-            if !member.active {
-                return Err(ContractError::Denied(format!(
-                    "recipients: {recipient} is not an active member"
-                ))
-                .into());
-            }
-        }
-        if doc.ciphertext_len as usize > MAX_CIPHERTEXT_BYTES {
-            return Err(ContractError::BadInput(format!(
-                "ciphertext_len: {} bytes, over the limit of {MAX_CIPHERTEXT_BYTES}",
-                doc.ciphertext_len
-            ))
-            .into());
-        }
-        if doc.ciphertext_len < MIN_CIPHERTEXT_BYTES {
-            return Err(ContractError::BadInput(format!(
-                "ciphertext_len: {} bytes, shorter than nonce and tag ({MIN_CIPHERTEXT_BYTES})",
-                doc.ciphertext_len
-            ))
-            .into());
-        }
+        self.check_recipients(issuer, &doc.recipients)?;
+        self.check_ciphertext_len(doc)?;
         let key = state_keys::document(&doc.id, 1);
         if self.view.get(&key)?.is_some() {
             return Err(ContractError::Denied(format!(
@@ -799,6 +1029,70 @@ impl<S: StateStore> Rules<'_, '_, S> {
             ),
         ];
         Ok((writes, TxEvent::DocumentFinal(record)))
+    }
+
+    /// The recipient rules of a document version: 1 to 16, distinct, not the issuer,
+    /// each an active member.
+    pub(crate) fn check_recipients(
+        &self,
+        issuer: &Administration,
+        recipients: &[AdminCode],
+    ) -> Result<(), TxFailure> {
+        if recipients.is_empty() {
+            return Err(ContractError::BadInput("recipients: none named".into()).into());
+        }
+        if recipients.len() > MAX_RECIPIENTS {
+            return Err(ContractError::BadInput(format!(
+                "recipients: {} named, at most {MAX_RECIPIENTS}",
+                recipients.len()
+            ))
+            .into());
+        }
+        let mut named = BTreeSet::new();
+        for recipient in recipients {
+            if !named.insert(recipient) {
+                return Err(ContractError::BadInput(format!(
+                    "recipients: {recipient} named twice"
+                ))
+                .into());
+            }
+            if *recipient == issuer.code {
+                return Err(ContractError::BadInput(format!(
+                    "recipients: the issuer {recipient} cannot be its own recipient"
+                ))
+                .into());
+            }
+            let member: Administration = read_record(self.view, &state_keys::member(recipient))?
+                .ok_or_else(|| {
+                    ContractError::NotFound(format!("recipients: {recipient} is not a member"))
+                })?;
+            if !member.active {
+                return Err(ContractError::Denied(format!(
+                    "recipients: {recipient} is not an active member"
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The ciphertext length rules of a document version.
+    pub(crate) fn check_ciphertext_len(&self, doc: &DocumentSubmission) -> Result<(), TxFailure> {
+        if doc.ciphertext_len as usize > MAX_CIPHERTEXT_BYTES {
+            return Err(ContractError::BadInput(format!(
+                "ciphertext_len: {} bytes, over the limit of {MAX_CIPHERTEXT_BYTES}",
+                doc.ciphertext_len
+            ))
+            .into());
+        }
+        if doc.ciphertext_len < MIN_CIPHERTEXT_BYTES {
+            return Err(ContractError::BadInput(format!(
+                "ciphertext_len: {} bytes, shorter than nonce and tag ({MIN_CIPHERTEXT_BYTES})",
+                doc.ciphertext_len
+            ))
+            .into());
+        }
+        Ok(())
     }
 
     fn record_access(
@@ -836,20 +1130,38 @@ impl<S: StateStore> Rules<'_, '_, S> {
             .into());
         }
         self.officer_of(officer, &reader.code)?;
+        Ok(self.access_writes(id, version, &reader.code, officer, purpose))
+    }
+
+    /// The access record and its by-officer index entry.
+    pub(crate) fn access_writes(
+        &self,
+        id: &DocumentId,
+        version: u32,
+        reader: &AdminCode,
+        officer: &PublicKey,
+        purpose: &str,
+    ) -> (Vec<Write>, TxEvent) {
         let access = AccessRecord {
             document: *id,
             version,
-            administration: reader.code.clone(),
+            administration: reader.clone(),
             officer: *officer,
             purpose: purpose.to_string(),
             height: self.ctx.height,
             time_ms: self.ctx.time_ms,
         };
-        let writes = vec![(
-            state_keys::access(id, self.ctx.height, self.position),
-            Some(codec::encode(&access)),
-        )];
-        Ok((writes, TxEvent::AccessRecorded(access)))
+        let writes = vec![
+            (
+                state_keys::access(id, self.ctx.height, self.position),
+                Some(codec::encode(&access)),
+            ),
+            (
+                state_keys::access_by_officer(officer, self.ctx.height, self.position),
+                Some(id.0.to_vec()),
+            ),
+        ];
+        (writes, TxEvent::AccessRecorded(access))
     }
 }
 
@@ -857,6 +1169,13 @@ impl<S: StateStore> Rules<'_, '_, S> {
 /// corruption, never "not found".
 pub mod query {
     use super::*;
+
+    pub use crate::agreement::{agreement, agreements, covering_agreements, resolve_agreement};
+    pub use crate::erasure::{erasure_record, erasure_status, expiring_documents};
+    pub use crate::governance::{proposal, proposals, validator_set};
+    pub use crate::lifecycle::{document_history, document_meta};
+    pub use crate::officers::{access_log_by_officer, officers_of};
+    pub use crate::request::{access_grants, request, requests};
 
     /// One administration by code.
     pub fn administration<S: StateStore>(

@@ -12,14 +12,20 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod agreement;
 pub mod auth;
 pub mod block;
 pub mod codec;
 pub mod envelope;
+pub mod erasure;
 pub mod execute;
+pub mod governance;
 pub mod hex32;
 pub mod keys;
+pub mod lifecycle;
 pub mod model;
+pub mod officers;
+pub mod request;
 pub mod tx;
 pub mod types;
 

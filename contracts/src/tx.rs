@@ -4,8 +4,15 @@
 //! Must never: accept a signature over anything but `signing_bytes()`, or hash a
 //! non-canonical encoding.
 
+use crate::agreement::Agreement;
 use crate::codec;
-use crate::types::{AdminCode, DocumentId, DocumentKind, Hash32, PublicKey};
+use crate::erasure::DestructionAttestation;
+use crate::request::{Matter, RequestAnswer};
+use crate::types::{
+    AdminCode, AgreementId, DocumentId, DocumentKind, Hash32, ProposalId, PublicKey, RequestId,
+    Role,
+};
+use crate::Administration;
 use crate::ContractError;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -31,6 +38,96 @@ pub enum Action {
         officer: PublicKey,
         purpose: String,
     },
+    /// Proposes an agreement (GNC Utility Block); the proposer's administration accepts
+    /// it implicitly. Signed by a party's node on behalf of its `admin` officer.
+    ProposeAgreement(Agreement),
+    /// A node served a decryption to one of its officers under an access grant from an
+    /// answered TFA Article 12 request; `purpose` must be the request's purpose.
+    RecordGrantedAccess {
+        request: RequestId,
+        document: DocumentId,
+        version: u32,
+        officer: PublicKey,
+        purpose: String,
+    },
+    /// A party accepts a proposed agreement; active once every party accepted.
+    AcceptAgreement { id: AgreementId },
+    /// A new document (version 1) under an active agreement: every `SubmitDocument` rule
+    /// plus the agreement rules; the agreement is recorded for retention.
+    SubmitUnderAgreement {
+        agreement: AgreementId,
+        submission: DocumentSubmission,
+    },
+    /// A new version of a document; the previous version becomes `amended`.
+    /// `submission.id` must equal `id`. The ciphertext travels beside the transaction.
+    AmendDocument {
+        id: DocumentId,
+        submission: DocumentSubmission,
+    },
+    /// The latest version of a document becomes `cancelled`.
+    CancelDocument { id: DocumentId, reason: String },
+    /// A WTO TFA Article 12 information request to another administration.
+    CreateRequest {
+        id: RequestId,
+        to: AdminCode,
+        matter: Matter,
+        purpose: String,
+        legal_basis: String,
+        items: Vec<String>,
+        confidentiality: String,
+    },
+    /// The requested administration answers: provide, postpone or refuse (Art. 12.7.1).
+    AnswerRequest {
+        id: RequestId,
+        answer: RequestAnswer,
+    },
+    /// The requester notifies unauthorized use or disclosure (Art. 12.11.1).
+    ReportBreach { id: RequestId, details: String },
+    /// An administration's `admin` registers an officer of the same administration.
+    AddOfficer {
+        key: PublicKey,
+        name: String,
+        roles: Vec<Role>,
+    },
+    /// An administration's `admin` revokes one of its officers.
+    RevokeOfficer { key: PublicKey },
+    /// Proposes admitting a member; effective `effective_delay_blocks` after it passes.
+    ProposeMember {
+        id: ProposalId,
+        administration: Administration,
+        effective_delay_blocks: u64,
+    },
+    /// Proposes removing a member; effective `effective_delay_blocks` after it passes.
+    ProposeRemoval {
+        id: ProposalId,
+        code: AdminCode,
+        effective_delay_blocks: u64,
+    },
+    /// A member votes on an open membership proposal.
+    Vote { proposal: ProposalId, yes: bool },
+    /// Erases a document by key destruction (issuer's `supervisor` or `admin`).
+    EraseDocument {
+        id: DocumentId,
+        reason: String,
+        legal_basis: String,
+    },
+    /// A node attests it destroyed the keys and ciphertexts of an erased document.
+    /// Signed by that node's key; no officer.
+    AttestDestruction(DestructionAttestation),
+}
+
+impl Action {
+    /// The document version this action brings, if any: the node must carry its
+    /// ciphertext beside the transaction (`SubmitDocument`, `SubmitUnderAgreement`,
+    /// `AmendDocument`).
+    pub fn document_submission(&self) -> Option<&DocumentSubmission> {
+        match self {
+            Action::SubmitDocument(s)
+            | Action::SubmitUnderAgreement { submission: s, .. }
+            | Action::AmendDocument { submission: s, .. } => Some(s),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

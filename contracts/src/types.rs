@@ -185,3 +185,59 @@ pub enum DocumentStatus {
     Cancelled,
     Erased,
 }
+
+/// Defines a 16-byte identifier chosen by the submitter: 32 hex chars in JSON, the 16 raw
+/// bytes in bincode (the same form as [`DocumentId`]).
+macro_rules! id16 {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub [u8; 16]);
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                crate::hex32::serialize_array(&self.0, serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                crate::hex32::deserialize_array(deserializer).map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+
+        impl $name {
+            pub fn from_hex(s: &str) -> Result<Self, crate::ContractError> {
+                let bytes = hex::decode(s).map_err(|_| {
+                    crate::ContractError::BadInput(format!(concat!($what, " `{}` is not hex"), s))
+                })?;
+                let arr: [u8; 16] = bytes.try_into().map_err(|_| {
+                    crate::ContractError::BadInput(format!(concat!($what, " `{}` is not 16 bytes"), s))
+                })?;
+                Ok(Self(arr))
+            }
+        }
+    };
+}
+
+id16!(
+    /// Agreement (GNC Utility Block) identifier, chosen by the proposer.
+    AgreementId,
+    "agreement id"
+);
+id16!(
+    /// TFA Article 12 information request identifier, chosen by the requester.
+    RequestId,
+    "request id"
+);
+id16!(
+    /// Membership proposal identifier, chosen by the proposer.
+    ProposalId,
+    "proposal id"
+);

@@ -41,6 +41,23 @@ enum Op {
     },
     /// Re-send an earlier transaction of the run.
     Replay { index: usize },
+    /// Amend (`cancel` false) or cancel a document.
+    Change {
+        admin: usize,
+        officer: usize,
+        id: u8,
+        cancel: bool,
+    },
+    /// Erase a document (issuer's supervisor XA_SUPERVISOR when `officer` ≥ 5).
+    Erase {
+        admin: usize,
+        officer: usize,
+        id: u8,
+    },
+    /// A node attests destruction, naming an erasure height near the current one.
+    Attest { admin: usize, id: u8, back: u64 },
+    /// XA's admin adds or revokes an officer.
+    Officer { seed: u8, revoke: bool },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -60,6 +77,21 @@ fn op() -> impl Strategy<Value = Op> {
             id
         }),
         any::<usize>().prop_map(|index| Op::Replay { index }),
+        (0..4usize, 0..10usize, 0..20u8, any::<bool>()).prop_map(|(admin, officer, id, cancel)| {
+            Op::Change {
+                admin,
+                officer,
+                id,
+                cancel,
+            }
+        }),
+        (0..4usize, 0..10usize, 0..20u8).prop_map(|(admin, officer, id)| Op::Erase {
+            admin,
+            officer,
+            id
+        }),
+        (0..4usize, 0..20u8, 0..3u64).prop_map(|(admin, id, back)| Op::Attest { admin, id, back }),
+        (20..26u8, any::<bool>()).prop_map(|(seed, revoke)| Op::Officer { seed, revoke }),
     ]
 }
 
@@ -115,6 +147,77 @@ fn build(ops: &[(u64, Vec<Op>)]) -> Vec<(u64, Vec<SignedTransaction>)> {
                     tx.expires_at_ms = time + 1;
                     sign(tx)
                 }
+                Op::Change {
+                    admin,
+                    officer,
+                    id,
+                    cancel,
+                } => {
+                    let action = if *cancel {
+                        Action::CancelDocument {
+                            id: doc_id(*id),
+                            reason: "withdrawn".into(),
+                        }
+                    } else {
+                        Action::AmendDocument {
+                            id: doc_id(*id),
+                            submission: submission(*id, &["XB"]),
+                        }
+                    };
+                    let mut tx = act(ADMINS[*admin], 0, nonce, action);
+                    tx.officer = Some(officer_key(*admin, *officer));
+                    tx.expires_at_ms = time + 1;
+                    sign(tx)
+                }
+                Op::Erase { admin, officer, id } => {
+                    let mut tx = act(
+                        ADMINS[*admin],
+                        0,
+                        nonce,
+                        Action::EraseDocument {
+                            id: doc_id(*id),
+                            reason: "r".into(),
+                            legal_basis: "b".into(),
+                        },
+                    );
+                    tx.officer = Some(if *officer >= 5 {
+                        public(XA_SUPERVISOR)
+                    } else {
+                        officer_key(*admin, *officer)
+                    });
+                    tx.expires_at_ms = time + 1;
+                    sign(tx)
+                }
+                Op::Attest { admin, id, back } => {
+                    let height = (out.len() as u64 + 1).saturating_sub(*back);
+                    let mut tx = act(
+                        ADMINS[*admin],
+                        0,
+                        nonce,
+                        Action::AttestDestruction(erasure::DestructionAttestation {
+                            document: doc_id(*id),
+                            administration: code(ADMINS[*admin]),
+                            erasure_height: height,
+                            versions: 1,
+                        }),
+                    );
+                    tx.expires_at_ms = time + 1;
+                    sign(tx)
+                }
+                Op::Officer { seed, revoke } => {
+                    let action = if *revoke {
+                        Action::RevokeOfficer { key: public(*seed) }
+                    } else {
+                        Action::AddOfficer {
+                            key: public(*seed),
+                            name: "n".into(),
+                            roles: vec![Role::Officer],
+                        }
+                    };
+                    let mut tx = act("XA", XA_ADMIN, nonce, action);
+                    tx.expires_at_ms = time + 1;
+                    sign(tx)
+                }
                 Op::Replay { index } if !sent.is_empty() => sent[index % sent.len()].clone(),
                 Op::Replay { .. } => continue,
             };
@@ -163,7 +266,12 @@ proptest! {
                         let log = query::access_log(&a, &access.document, 10_000).unwrap();
                         prop_assert!(log.contains(access));
                     }
-                    Err(_) => {}
+                    Ok(TxEvent::DocumentAmended { record, .. }) => {
+                        documents += 1;
+                        let found = query::document_version(&a, &record.id, record.version).unwrap();
+                        prop_assert_eq!(found.map(|f| f.version), Some(record.version));
+                    }
+                    Ok(_) | Err(_) => {}
                 }
             }
         }

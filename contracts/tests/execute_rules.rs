@@ -28,7 +28,7 @@ fn with(mut tx: Transaction, change: impl FnOnce(&mut Transaction)) -> Transacti
 fn submission_mut(tx: &mut Transaction) -> &mut DocumentSubmission {
     match &mut tx.action {
         Action::SubmitDocument(s) => s,
-        Action::RecordAccess { .. } => unreachable!("not a submission"),
+        _ => unreachable!("not a submission"),
     }
 }
 

@@ -1,1 +1,58 @@
-//! placeholder
+//! # carnet-testnet — local Carnet networks as real processes
+//!
+//! The library behind the `carnet-testnet` binary and the multi-process integration
+//! tests:
+//!
+//! * [`layout`] — the testnet directory (`testnet.json`, officers, profiles) and the
+//!   seven test administrations.
+//! * [`init`] — creates a network: runs `carnet-node init` per administration, writes
+//!   `genesis.json`, the shared `ucr.key`, peers, officer keys and CLI profiles.
+//! * [`process`] — starts, stops and kills `carnet-node` processes; finds binaries.
+//! * [`network`] — a running network: up/down, waiting for heights, per-node clients.
+//! * [`invariants`] — checks every node agrees on every finalized block.
+//! * [`load`] — submits many documents through a bounded pool of HTTP workers.
+//!
+//! Talks to nodes only through their command line and HTTP API; never links the node.
+//! Must never signal a process it cannot show to be a `carnet-node` of this testnet.
+
+pub mod init;
+pub mod invariants;
+pub mod layout;
+pub mod load;
+pub mod network;
+pub mod process;
+
+pub use layout::{NodeEntry, Testnet};
+pub use network::Network;
+
+use std::path::PathBuf;
+
+/// Failures of testnet operations. Messages are one clear line, plus a log tail where a
+/// node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TestnetError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot find `{name}`: {message}")]
+    BinaryNotFound { name: String, message: String },
+    #[error("`carnet-node init` for {code} failed: {message}")]
+    NodeInit { code: String, message: String },
+    #[error("{0}")]
+    Timeout(String),
+    #[error(transparent)]
+    Node(#[from] carnet_cli::CliError),
+}
+
+impl TestnetError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TestnetError {
+        let path = path.into();
+        move |source| TestnetError::Io { path, source }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, TestnetError>;

@@ -1,1 +1,169 @@
-fn main() {}
+//! `carnet-testnet`: create, start, inspect and break local Carnet networks.
+//!
+//! `init` writes a network into a directory; `up`/`down` start and stop every node;
+//! `status` shows each node's height and last block; `kill` (SIGKILL) and `start` act
+//! on one node for fault drills. Exit code 0 on success, 1 on failure with one clear
+//! error (and the failing node's log tail where there is one).
+
+use anyhow::Context;
+use carnet_testnet::network::{Network, UP_TIMEOUT_MS};
+use carnet_testnet::{init, process};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "carnet-testnet",
+    version,
+    about = "Local Carnet networks: init, up, down, status, kill, start"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputArg {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a network of N administrations (keys, genesis, configs, officers, profiles).
+    Init {
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        #[arg(long, env = "CARNET_TESTNET_DIR", default_value = ".testnet")]
+        dir: PathBuf,
+    },
+    /// Start every node; return once each has a final block.
+    Up {
+        #[arg(long, env = "CARNET_TESTNET_DIR", default_value = ".testnet")]
+        dir: PathBuf,
+        /// Seconds to wait for the first final block on every node.
+        #[arg(long, default_value_t = UP_TIMEOUT_MS / 1000)]
+        timeout_secs: u64,
+    },
+    /// Stop every node (SIGTERM, then SIGKILL).
+    Down {
+        #[arg(long, env = "CARNET_TESTNET_DIR", default_value = ".testnet")]
+        dir: PathBuf,
+    },
+    /// Each node's state, height and last block hash.
+    Status {
+        #[arg(long, env = "CARNET_TESTNET_DIR", default_value = ".testnet")]
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputArg::Table)]
+        output: OutputArg,
+    },
+    /// SIGKILL one node (a crash).
+    Kill {
+        #[arg(long, env = "CARNET_TESTNET_DIR", default_value = ".testnet")]
+        dir: PathBuf,
+        /// Administration code, e.g. XB.
+        #[arg(long)]
+        node: String,
+    },
+    /// Start one node again.
+    Start {
+        #[arg(long, env = "CARNET_TESTNET_DIR", default_value = ".testnet")]
+        dir: PathBuf,
+        #[arg(long)]
+        node: String,
+    },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { nodes, dir } => {
+            let binary = process::locate_binary(process::NODE_BINARY)?;
+            let testnet = init::init(nodes, &dir, &binary)
+                .with_context(|| format!("init of {}", dir.display()))?;
+            println!(
+                "testnet of {} nodes in {} (chain {})",
+                testnet.nodes.len(),
+                testnet.dir.display(),
+                testnet.chain_id
+            );
+            for node in &testnet.nodes {
+                println!(
+                    "  {} {:<11} api {}  profile {}",
+                    node.code,
+                    node.name,
+                    node.api,
+                    testnet.profile_path(&node.code).display()
+                );
+            }
+        }
+        Command::Up { dir, timeout_secs } => {
+            let mut network = Network::open(&dir)?;
+            network.up(Duration::from_secs(timeout_secs))?;
+            for report in network.report() {
+                println!(
+                    "{} up  pid {}  height {}",
+                    report.code,
+                    report.pid.map(|p| p.to_string()).unwrap_or_default(),
+                    report.height.unwrap_or(0)
+                );
+            }
+            network.detach();
+        }
+        Command::Down { dir } => {
+            let mut network = Network::open(&dir)?;
+            let stopped = network.down()?;
+            println!("stopped {stopped} node(s)");
+        }
+        Command::Status { dir, output } => {
+            let mut network = Network::open(&dir)?;
+            let reports = network.report();
+            match output {
+                OutputArg::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "nodes": reports }))?
+                ),
+                OutputArg::Table => {
+                    println!("{:<4} {:<11} {:<9} {:>8} {:>7}  LAST BLOCK", "NODE", "NAME", "STATE", "PID", "HEIGHT");
+                    for r in reports {
+                        println!(
+                            "{:<4} {:<11} {:<9} {:>8} {:>7}  {}",
+                            r.code,
+                            r.name,
+                            r.state,
+                            r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                            r.height.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+                            r.last_block_hash.unwrap_or_else(|| "-".into())
+                        );
+                    }
+                }
+            }
+        }
+        Command::Kill { dir, node } => {
+            let mut network = Network::open(&dir)?;
+            if network.kill(&node)? {
+                println!("killed {node}");
+            } else {
+                println!("{node} was not running");
+            }
+        }
+        Command::Start { dir, node } => {
+            let mut network = Network::open(&dir)?;
+            network.start(&node)?;
+            let pid = network.testnet.node(&node)?.pid;
+            println!(
+                "started {node} (pid {})",
+                pid.map(|p| p.to_string()).unwrap_or_default()
+            );
+            network.detach();
+        }
+    }
+    Ok(())
+}

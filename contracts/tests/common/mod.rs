@@ -38,6 +38,9 @@ pub const XA_AUDITOR: u8 = 22;
 pub const XA_REVOKED: u8 = 23;
 pub const XB_OFFICER: u8 = 31;
 pub const XC_OFFICER: u8 = 41;
+pub const XA_ADMIN: u8 = 24;
+pub const XA_SUPERVISOR: u8 = 25;
+pub const XB_ADMIN: u8 = 32;
 
 fn admin(c: &str, active: bool) -> Administration {
     let seed = node_seed(c);
@@ -78,6 +81,9 @@ pub fn genesis() -> Genesis {
             officer(XA_REVOKED, "XA", &[Role::Officer], false),
             officer(XB_OFFICER, "XB", &[Role::Supervisor], true),
             officer(XC_OFFICER, "XC", &[Role::Admin, Role::Auditor], true),
+            officer(XA_ADMIN, "XA", &[Role::Admin], true),
+            officer(XA_SUPERVISOR, "XA", &[Role::Supervisor], true),
+            officer(XB_ADMIN, "XB", &[Role::Admin], true),
         ],
     }
 }
@@ -156,4 +162,16 @@ pub fn state_with_document() -> MemoryState {
         outcome.receipts
     );
     state
+}
+
+/// A transaction by `admin`'s node on behalf of `officer_seed` (0: no officer).
+pub fn act(admin: &str, officer_seed: u8, nonce: u64, action: Action) -> Transaction {
+    Transaction {
+        chain_id: CHAIN.to_string(),
+        signer: public(node_seed(admin)),
+        officer: (officer_seed != 0).then(|| public(officer_seed)),
+        nonce,
+        expires_at_ms: T0 + 60_000,
+        action,
+    }
 }

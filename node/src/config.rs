@@ -1,0 +1,380 @@
+//! Node configuration: `config.toml`, the key files beside it and `carnet-node init`.
+//!
+//! Layout and field names follow docs/interfaces.md exactly. This module must never log
+//! or print a secret key; `init` prints public values only.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use carnet_contracts::Genesis;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// Errors reading or writing a node home.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ConfigError + '_ {
+    move |source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn invalid(path: &Path, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// `[consensus]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusSection {
+    pub leader_timeout_ms: u64,
+    pub notarization_timeout_ms: u64,
+    pub retry_timeout_ms: u64,
+    /// Wait before the leader proposes an empty block (not in the interface file; optional).
+    #[serde(default = "default_empty_block_interval_ms")]
+    pub empty_block_interval_ms: u64,
+}
+
+fn default_empty_block_interval_ms() -> u64 {
+    500
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        Self {
+            leader_timeout_ms: 1000,
+            notarization_timeout_ms: 2000,
+            retry_timeout_ms: 1000,
+            empty_block_interval_ms: default_empty_block_interval_ms(),
+        }
+    }
+}
+
+/// `[mempool]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolSection {
+    pub max_transactions: usize,
+    pub max_batch_transactions: usize,
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        Self {
+            max_transactions: 20_000,
+            max_batch_transactions: 2_000,
+        }
+    }
+}
+
+/// `config.toml` as written by `init` (docs/interfaces.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub administration: String,
+    pub genesis: PathBuf,
+    pub listen_p2p: String,
+    pub listen_api: String,
+    #[serde(default)]
+    pub peers: Vec<String>,
+    #[serde(default = "default_log_file")]
+    pub log_file: PathBuf,
+    #[serde(default)]
+    pub consensus: ConsensusSection,
+    #[serde(default)]
+    pub mempool: MempoolSection,
+}
+
+fn default_log_file() -> PathBuf {
+    PathBuf::from("node.log")
+}
+
+/// JSON key file `{"public_key": hex32, "secret_key": hex32}` (ed25519 or X25519).
+#[derive(Serialize, Deserialize)]
+pub struct KeyFileJson {
+    pub public_key: String,
+    pub secret_key: String,
+}
+
+/// A 32-byte secret read from a key file; wiped on drop.
+pub type Secret32 = Zeroizing<[u8; 32]>;
+
+fn parse_hex32(path: &Path, field: &str, text: &str) -> Result<[u8; 32], ConfigError> {
+    let bytes = hex::decode(text.trim())
+        .map_err(|_| invalid(path, format!("`{field}` is not hex")))?;
+    bytes
+        .try_into()
+        .map_err(|_| invalid(path, format!("`{field}` is not 32 bytes")))
+}
+
+/// Reads a key file; returns (public, secret).
+pub fn read_key_file(path: &Path) -> Result<([u8; 32], Secret32), ConfigError> {
+    let text = Zeroizing::new(fs::read_to_string(path).map_err(io_err(path))?);
+    let parsed: KeyFileJson =
+        serde_json::from_str(&text).map_err(|e| invalid(path, format!("not a key file: {e}")))?;
+    let public = parse_hex32(path, "public_key", &parsed.public_key)?;
+    let secret = Zeroizing::new(parse_hex32(path, "secret_key", &parsed.secret_key)?);
+    drop(Zeroizing::new(parsed.secret_key));
+    Ok((public, secret))
+}
+
+/// Writes a file readable only by its owner (0600).
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), ConfigError> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io_err(path))?;
+    file.write_all(contents).map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))
+}
+
+fn write_key_file(path: &Path, public: &[u8; 32], secret: &[u8; 32]) -> Result<(), ConfigError> {
+    let json = Zeroizing::new(
+        serde_json::to_string_pretty(&serde_json::json!({
+            "public_key": hex::encode(public),
+            "secret_key": hex::encode(secret),
+        }))
+        .map_err(|e| invalid(path, e.to_string()))?,
+    );
+    write_private(path, json.as_bytes())
+}
+
+/// Everything a started node reads from its home.
+pub struct NodeHome {
+    pub dir: PathBuf,
+    pub config: NodeConfig,
+    pub genesis: Genesis,
+    pub node_key: ed25519_dalek::SigningKey,
+    pub validator_key: ed25519_dalek::SigningKey,
+    pub encryption_key: x25519_dalek::StaticSecret,
+    pub ucr_key: Secret32,
+}
+
+impl std::fmt::Debug for NodeHome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHome")
+            .field("dir", &self.dir)
+            .field("administration", &self.config.administration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeHome {
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Loads config.toml, genesis and keys, checking that the keys match each other.
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let config_path = dir.join("config.toml");
+        let text = fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
+        let config: NodeConfig =
+            toml::from_str(&text).map_err(|e| invalid(&config_path, e.to_string()))?;
+        if config.mempool.max_transactions == 0 || config.mempool.max_batch_transactions == 0 {
+            return Err(invalid(&config_path, "mempool bounds must be positive"));
+        }
+        let genesis_path = if config.genesis.is_absolute() {
+            config.genesis.clone()
+        } else {
+            dir.join(&config.genesis)
+        };
+        let genesis_text = fs::read_to_string(&genesis_path).map_err(io_err(&genesis_path))?;
+        let genesis: Genesis = serde_json::from_str(&genesis_text)
+            .map_err(|e| invalid(&genesis_path, format!("not a genesis file: {e}")))?;
+
+        let node_path = dir.join("node.key");
+        let (node_pub, node_secret) = read_key_file(&node_path)?;
+        let node_key = ed25519_dalek::SigningKey::from_bytes(&node_secret);
+        if node_key.verifying_key().to_bytes() != node_pub {
+            return Err(invalid(&node_path, "public key does not match secret key"));
+        }
+        let validator_path = dir.join("validator.key");
+        let (validator_pub, validator_secret) = read_key_file(&validator_path)?;
+        let validator_key = ed25519_dalek::SigningKey::from_bytes(&validator_secret);
+        if validator_key.verifying_key().to_bytes() != validator_pub {
+            return Err(invalid(&validator_path, "public key does not match secret key"));
+        }
+        let enc_path = dir.join("encryption.key");
+        let (enc_pub, enc_secret) = read_key_file(&enc_path)?;
+        let encryption_key = x25519_dalek::StaticSecret::from(*enc_secret);
+        if x25519_dalek::PublicKey::from(&encryption_key).to_bytes() != enc_pub {
+            return Err(invalid(&enc_path, "public key does not match secret key"));
+        }
+        let ucr_path = dir.join("ucr.key");
+        let ucr_text = Zeroizing::new(fs::read_to_string(&ucr_path).map_err(io_err(&ucr_path))?);
+        let ucr_key = Zeroizing::new(parse_hex32(&ucr_path, "ucr key", &ucr_text)?);
+
+        let member = genesis
+            .administrations
+            .iter()
+            .find(|a| a.code.as_str() == config.administration)
+            .ok_or_else(|| {
+                invalid(
+                    &genesis_path,
+                    format!("administration {} is not a member", config.administration),
+                )
+            })?;
+        if member.node_key.0 != node_pub {
+            return Err(invalid(&node_path, "node key differs from the genesis record"));
+        }
+        if member.validator_key.0 != validator_pub {
+            return Err(invalid(
+                &validator_path,
+                "validator key differs from the genesis record",
+            ));
+        }
+        if member.encryption_key != enc_pub {
+            return Err(invalid(
+                &enc_path,
+                "encryption key differs from the genesis record",
+            ));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            genesis,
+            node_key,
+            validator_key,
+            encryption_key,
+            ucr_key,
+        })
+    }
+}
+
+/// Arguments of `carnet-node init`.
+#[derive(Debug, Clone)]
+pub struct InitArgs {
+    pub home: PathBuf,
+    pub administration: String,
+    pub name: String,
+    pub p2p_port: u16,
+    pub api_port: u16,
+}
+
+/// libp2p PeerId of an ed25519 node key.
+pub fn peer_id_of(node_public: &[u8; 32]) -> Option<libp2p::PeerId> {
+    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(node_public).ok()?;
+    Some(libp2p::PeerId::from_public_key(
+        &libp2p::identity::PublicKey::from(key),
+    ))
+}
+
+/// Creates a node home (keys, config.toml); refuses to overwrite an existing one.
+/// Returns the public summary that `init` prints.
+pub fn init_home(args: &InitArgs) -> Result<serde_json::Value, ConfigError> {
+    carnet_contracts::AdminCode::parse(&args.administration)
+        .map_err(|e| invalid(&args.home, e.to_string()))?;
+    fs::create_dir_all(&args.home).map_err(io_err(&args.home))?;
+    let config_path = args.home.join("config.toml");
+    if config_path.exists() {
+        return Err(invalid(&config_path, "already exists; refusing to overwrite"));
+    }
+    let mut rng = rand::rngs::OsRng;
+    let node_key = ed25519_dalek::SigningKey::generate(&mut rng);
+    let validator_key = ed25519_dalek::SigningKey::generate(&mut rng);
+    let encryption_key = x25519_dalek::StaticSecret::random_from_rng(rng);
+    let encryption_public = x25519_dalek::PublicKey::from(&encryption_key);
+    let mut ucr = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(&mut ucr[..]);
+
+    let node_public = node_key.verifying_key().to_bytes();
+    write_key_file(&args.home.join("node.key"), &node_public, &node_key.to_bytes())?;
+    write_key_file(
+        &args.home.join("validator.key"),
+        &validator_key.verifying_key().to_bytes(),
+        &validator_key.to_bytes(),
+    )?;
+    write_key_file(
+        &args.home.join("encryption.key"),
+        encryption_public.as_bytes(),
+        &encryption_key.to_bytes(),
+    )?;
+    write_private(&args.home.join("ucr.key"), hex::encode(&ucr[..]).as_bytes())?;
+
+    let p2p_addr = format!("/ip4/127.0.0.1/tcp/{}", args.p2p_port);
+    let api_addr = format!("127.0.0.1:{}", args.api_port);
+    let config = NodeConfig {
+        administration: args.administration.clone(),
+        genesis: PathBuf::from("genesis.json"),
+        listen_p2p: p2p_addr.clone(),
+        listen_api: api_addr.clone(),
+        peers: Vec::new(),
+        log_file: default_log_file(),
+        consensus: ConsensusSection::default(),
+        mempool: MempoolSection::default(),
+    };
+    let text = toml::to_string_pretty(&config).map_err(|e| invalid(&config_path, e.to_string()))?;
+    fs::write(&config_path, text).map_err(io_err(&config_path))?;
+    let peer_id = peer_id_of(&node_public)
+        .ok_or_else(|| invalid(&args.home, "generated node key is not a valid ed25519 key"))?;
+    Ok(serde_json::json!({
+        "administration": args.administration,
+        "name": args.name,
+        "node_key": hex::encode(node_public),
+        "validator_key": hex::encode(validator_key.verifying_key().to_bytes()),
+        "encryption_key": hex::encode(encryption_public.as_bytes()),
+        "peer_id": peer_id.to_string(),
+        "p2p_addr": p2p_addr,
+        "api_addr": api_addr,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_writes_private_keys_that_load_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("xa");
+        let args = InitArgs {
+            home: home.clone(),
+            administration: "XA".into(),
+            name: "Adjikistan".into(),
+            p2p_port: 7101,
+            api_port: 7201,
+        };
+        let summary = init_home(&args).unwrap();
+        assert_eq!(summary["administration"], "XA");
+        let (public, _secret) = read_key_file(&home.join("node.key")).unwrap();
+        assert_eq!(summary["node_key"], hex::encode(public));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(home.join("node.key")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(init_home(&args).is_err(), "init must not overwrite a home");
+        let text = fs::read_to_string(home.join("config.toml")).unwrap();
+        let config: NodeConfig = toml::from_str(&text).unwrap();
+        assert_eq!(config.listen_api, "127.0.0.1:7201");
+        assert!(!summary.to_string().contains("secret"));
+    }
+}

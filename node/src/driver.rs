@@ -1,0 +1,671 @@
+//! The consensus driver: owns the Simplex [`Engine`], feeds it network messages, timer
+//! expiries and the application's answers, and carries out its outputs — persisting
+//! safety records, broadcasting, building and verifying block bodies, executing and
+//! committing finalized blocks, and catching up from peers.
+//!
+//! It must never send a vote before the safety record that precedes it is durably
+//! written, never commit a block whose parent is not the current head, and never go on
+//! after a failed durable write.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use carnet_consensus::{
+    verify_certificate, Block, Certificate, Digest, Ed25519Signer, Engine, Input, Message,
+    Output, TimerKind, ValidatorIndex, View, VoteKind,
+};
+use carnet_contracts::block::{BlockBody, MAX_BLOCK_TXS};
+use carnet_contracts::{Action, AdminCode};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::node::{now_ms, Shared, TxOutcome};
+use crate::p2p::{NetCommand, SyncRequest, SyncResponse};
+use crate::storage::{fatal, BlockWrite, Head, StoredBlock, TxLocation};
+use crate::{delivery, ledger};
+
+/// Bound of the driver's event queue.
+pub const DRIVER_QUEUE: usize = 8192;
+/// Most recent unfinalized blocks remembered (proposals seen, for parent times and
+/// `GetBlock`).
+const MAX_RECENT_BLOCKS: usize = 1024;
+/// A block time may run at most this far ahead of our clock.
+const MAX_CLOCK_SKEW_MS: u64 = 5_000;
+/// How long verification waits for a missing ciphertext.
+const CIPHERTEXT_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Catch-up: blocks per request, period of the check, and the stall that triggers it.
+const SYNC_BATCH: u32 = 64;
+const SYNC_PERIOD: Duration = Duration::from_secs(2);
+const SYNC_STALL: Duration = Duration::from_secs(3);
+
+/// Everything the driver reacts to.
+#[derive(Debug)]
+pub enum DriverEvent {
+    Consensus { from: ValidatorIndex, message: Message },
+    Timer { view: View, timer: TimerKind },
+    /// The empty-block interval for our proposal in `view` elapsed.
+    ProposalDue { view: View },
+    /// New transactions entered the mempool.
+    TxAdmitted,
+    Verified { digest: Digest, valid: bool },
+    Fetched { block: Block },
+    SyncBlocks { blocks: Vec<StoredBlock> },
+    SyncFailed,
+    SyncTick,
+}
+
+/// Time and transactions of a block we have seen but not finalized.
+#[derive(Debug, Clone)]
+struct RecentBlock {
+    parent: Digest,
+    height: u64,
+    time_ms: u64,
+    txs: Vec<[u8; 32]>,
+}
+
+pub struct Driver {
+    shared: Arc<Shared>,
+    engine: Engine<Ed25519Signer>,
+    events: mpsc::Sender<DriverEvent>,
+    head: Head,
+    empty_block_interval_ms: u64,
+    /// (view, parent, height) we were asked to propose for.
+    pending_proposal: Option<(View, Digest, u64)>,
+    recent: HashMap<Digest, RecentBlock>,
+    timers: HashMap<(View, TimerKind), AbortHandle>,
+    last_progress: Instant,
+    sync_in_flight: bool,
+    /// Set while a sync response filled a whole batch: ask again at once.
+    behind: bool,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").field("head", &self.head.height).finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    pub fn new(
+        shared: Arc<Shared>,
+        engine: Engine<Ed25519Signer>,
+        events: mpsc::Sender<DriverEvent>,
+        head: Head,
+        empty_block_interval_ms: u64,
+    ) -> Self {
+        Self {
+            shared,
+            engine,
+            events,
+            head,
+            empty_block_interval_ms,
+            pending_proposal: None,
+            recent: HashMap::new(),
+            timers: HashMap::new(),
+            last_progress: Instant::now(),
+            sync_in_flight: false,
+            behind: true,
+        }
+    }
+
+    /// Runs until the event queue closes.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<DriverEvent>) {
+        let outputs = self.engine.start();
+        self.execute_outputs(outputs);
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SYNC_PERIOD);
+            loop {
+                tick.tick().await;
+                if events.send(DriverEvent::SyncTick).await.is_err() {
+                    return;
+                }
+            }
+        });
+        while let Some(event) = rx.recv().await {
+            self.handle(event);
+        }
+    }
+
+    fn feed(&mut self, input: Input) {
+        match self.engine.handle(input) {
+            Ok(outputs) => self.execute_outputs(outputs),
+            Err(e) => {
+                self.shared.metrics.reject("consensus_rejected");
+                tracing::debug!("consensus input rejected: {e}");
+            }
+        }
+    }
+
+    fn handle(&mut self, event: DriverEvent) {
+        match event {
+            DriverEvent::Consensus { from, message } => {
+                if let Message::Proposal { block, .. } = &message {
+                    self.remember(block);
+                }
+                self.feed(Input::Message { from, message });
+            }
+            DriverEvent::Timer { view, timer } => {
+                self.timers.remove(&(view, timer));
+                self.feed(Input::TimerFired { view, timer });
+            }
+            DriverEvent::ProposalDue { view } => {
+                if matches!(self.pending_proposal, Some((v, _, _)) if v == view) {
+                    self.propose();
+                }
+            }
+            DriverEvent::TxAdmitted => {
+                if self.pending_proposal.is_some() {
+                    self.propose();
+                }
+            }
+            DriverEvent::Verified { digest, valid } => {
+                self.feed(Input::BlockVerified { digest, valid });
+            }
+            DriverEvent::Fetched { block } => {
+                self.remember(&block);
+                self.feed(Input::BlockFetched { block });
+            }
+            DriverEvent::SyncBlocks { blocks } => {
+                self.sync_in_flight = false;
+                self.apply_sync(blocks);
+            }
+            DriverEvent::SyncFailed => {
+                self.sync_in_flight = false;
+            }
+            DriverEvent::SyncTick => {
+                if self.behind || self.last_progress.elapsed() >= SYNC_STALL {
+                    self.request_sync();
+                }
+                let pruned = self.shared.mempool().prune_expired(now_ms());
+                if pruned > 0 {
+                    tracing::info!(pruned, "expired transactions dropped from the mempool");
+                }
+            }
+        }
+    }
+
+    fn execute_outputs(&mut self, outputs: Vec<Output>) {
+        for output in outputs {
+            match output {
+                Output::Persist(record) => {
+                    // Synced write; the votes that follow in this batch wait for it.
+                    if let Err(e) = self.shared.store.put_safety(&record) {
+                        fatal("persisting a consensus safety record", &e);
+                    }
+                }
+                Output::Broadcast(message) | Output::SendTo { message, .. } => {
+                    if let Message::Proposal { block, .. } = &message {
+                        self.remember(block);
+                    }
+                    let bytes = crate::storage::encode(&message);
+                    if !self.shared.net().try_send(NetCommand::PublishConsensus(bytes)) {
+                        self.shared.metrics.reject("net_queue_full");
+                    }
+                }
+                Output::SetTimer { view, timer, after_ms } => self.set_timer(view, timer, after_ms),
+                Output::RequestProposal { view, parent, height } => {
+                    self.pending_proposal = Some((view, parent, height));
+                    if self.has_proposable_txs(&parent) {
+                        self.propose();
+                    } else {
+                        let events = self.events.clone();
+                        let after = Duration::from_millis(self.empty_block_interval_ms);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(after).await;
+                            let _ = events.send(DriverEvent::ProposalDue { view }).await;
+                        });
+                    }
+                }
+                Output::VerifyBlock { block } => self.verify(block),
+                Output::FetchBlock { digest } => self.fetch_block(digest),
+                Output::Finalized { block, finalization } => self.on_finalized(block, finalization),
+                Output::Evidence(evidence) => {
+                    self.shared.metrics.equivocations.inc();
+                    tracing::warn!(
+                        validator = evidence.validator,
+                        view = evidence.first.view,
+                        "EQUIVOCATION: validator signed two conflicting votes"
+                    );
+                }
+                Output::EnteredView { view } => {
+                    self.shared.metrics.view.set(view as i64);
+                    self.shared.set_view(view);
+                    if matches!(self.pending_proposal, Some((v, _, _)) if v < view) {
+                        self.pending_proposal = None;
+                    }
+                    self.timers.retain(|(v, _), handle| {
+                        let keep = *v + 1 >= view;
+                        if !keep {
+                            handle.abort();
+                        }
+                        keep
+                    });
+                }
+                Output::SignerFailed { view, kind, error } => {
+                    tracing::error!(view, ?kind, "validator key refused to sign: {error}");
+                }
+            }
+        }
+    }
+
+    fn set_timer(&mut self, view: View, timer: TimerKind, after_ms: u64) {
+        if let Some(old) = self.timers.remove(&(view, timer)) {
+            old.abort();
+        }
+        let events = self.events.clone();
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            let _ = events.send(DriverEvent::Timer { view, timer }).await;
+        });
+        self.timers.insert((view, timer), handle.abort_handle());
+    }
+
+    fn remember(&mut self, block: &Block) {
+        if block.height <= self.head.height || self.recent.contains_key(&block.digest()) {
+            return;
+        }
+        let Ok(body) = BlockBody::decode(&block.payload) else {
+            return;
+        };
+        if self.recent.len() >= MAX_RECENT_BLOCKS {
+            // Forget the lowest heights first.
+            if let Some(lowest) = self.recent.iter().min_by_key(|(_, b)| b.height).map(|(d, _)| *d) {
+                self.recent.remove(&lowest);
+                self.shared.recent_blocks().remove(&lowest);
+            }
+        }
+        self.recent.insert(
+            block.digest(),
+            RecentBlock {
+                parent: block.parent,
+                height: block.height,
+                time_ms: body.time_ms,
+                txs: body.txs.iter().map(|t| t.hash()).collect(),
+            },
+        );
+        self.shared.recent_blocks().insert(block.digest(), block.clone());
+    }
+
+    /// Block time of `digest`, from the recent cache, the head or the store.
+    fn time_of(&self, digest: &Digest) -> Option<u64> {
+        if *digest == self.head.digest {
+            return Some(self.head.time_ms);
+        }
+        if let Some(b) = self.recent.get(digest) {
+            return Some(b.time_ms);
+        }
+        let height = self.shared.store.height_of(digest).ok()??;
+        if height == 0 {
+            return Some(self.shared.genesis.genesis_time_ms);
+        }
+        self.shared.store.block(height).ok()?.map(|b| b.time_ms)
+    }
+
+    /// Hashes of transactions in unfinalized ancestors of `parent` (not to be repeated).
+    fn pending_ancestor_txs(&self, parent: &Digest) -> HashSet<[u8; 32]> {
+        let mut out = HashSet::new();
+        let mut cursor = *parent;
+        for _ in 0..MAX_RECENT_BLOCKS {
+            if cursor == self.head.digest {
+                break;
+            }
+            let Some(b) = self.recent.get(&cursor) else { break };
+            out.extend(b.txs.iter().copied());
+            cursor = b.parent;
+        }
+        out
+    }
+
+    fn has_proposable_txs(&self, parent: &Digest) -> bool {
+        let exclude = self.pending_ancestor_txs(parent);
+        !self.shared.mempool().select(&exclude, now_ms(), 1).is_empty()
+    }
+
+    fn propose(&mut self) {
+        let Some((view, parent, _height)) = self.pending_proposal.take() else {
+            return;
+        };
+        let parent_time = self.time_of(&parent).unwrap_or(self.head.time_ms);
+        let time_ms = now_ms().max(parent_time + 1);
+        let exclude = self.pending_ancestor_txs(&parent);
+        let txs = self.shared.mempool().select(&exclude, time_ms, MAX_BLOCK_TXS);
+        let body = BlockBody::new(
+            time_ms,
+            self.shared.admin.clone(),
+            txs,
+            Some((self.head.height, self.head.app_hash)),
+        );
+        tracing::debug!(view, txs = body.txs.len(), "proposing");
+        self.feed(Input::ProposalReady {
+            view,
+            payload: body.encode(),
+        });
+    }
+
+    /// Checks a proposed block's payload off the driver task; answers with `Verified`.
+    fn verify(&mut self, block: Block) {
+        self.remember(&block);
+        let digest = block.digest();
+        let parent_time = self.time_of(&block.parent).unwrap_or(self.head.time_ms);
+        let leader = self.engine.config().validators.leader(block.view);
+        let expected_proposer = self.shared.validator_admin(leader);
+        let shared = self.shared.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let valid = match check_payload(&shared, &block, parent_time, expected_proposer).await {
+                Ok(()) => true,
+                Err(reason) => {
+                    shared.metrics.reject("invalid_block");
+                    tracing::warn!(height = block.height, view = block.view, "rejecting proposed block: {reason}");
+                    false
+                }
+            };
+            let _ = events.send(DriverEvent::Verified { digest, valid }).await;
+        });
+    }
+
+    fn fetch_block(&mut self, digest: Digest) {
+        if let Some(block) = self.shared.recent_blocks().get(&digest).cloned() {
+            let _ = self.events.try_send(DriverEvent::Fetched { block });
+            return;
+        }
+        let shared = self.shared.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            for _ in 0..3 {
+                let response = shared
+                    .net()
+                    .request(None, SyncRequest::GetBlock { digest }, Duration::from_secs(5))
+                    .await;
+                if let Ok(SyncResponse::Block(Some(block))) = response {
+                    if block.digest() == digest {
+                        let _ = events.send(DriverEvent::Fetched { block }).await;
+                        return;
+                    }
+                    shared.metrics.reject("fetched_block_mismatch");
+                }
+            }
+        });
+    }
+
+    fn on_finalized(&mut self, block: Block, finalization: Certificate) {
+        if block.height <= self.head.height {
+            // Already committed (e.g. through catch-up); it must be the same block.
+            match self.shared.store.block(block.height) {
+                Ok(Some(stored)) if stored.block.digest() == block.digest() => {}
+                Ok(_) => fatal(
+                    "consensus finalized a block different from the stored one",
+                    &format!("height {}", block.height),
+                ),
+                Err(e) => fatal("reading a stored block", &e),
+            }
+            return;
+        }
+        if block.height != self.head.height + 1 || block.parent != self.head.digest {
+            tracing::warn!(
+                height = block.height,
+                head = self.head.height,
+                "finalized block does not extend the head; catching up"
+            );
+            self.behind = true;
+            self.request_sync();
+            return;
+        }
+        let body = match BlockBody::decode(&block.payload) {
+            Ok(body) => body,
+            Err(e) => fatal("a finalized block does not decode", &e),
+        };
+        self.commit(block, finalization, body);
+    }
+
+    /// Executes a finalized block and writes it with everything it changes in one batch.
+    fn commit(&mut self, block: Block, finalization: Certificate, body: BlockBody) {
+        let height = block.height;
+        let executed = match ledger::execute(&self.shared.store, height, &body) {
+            Ok(executed) => executed,
+            Err(e) => fatal("executing a finalized block", &e),
+        };
+        let tx_hashes: Vec<[u8; 32]> = body.txs.iter().map(|t| t.hash()).collect();
+        let ciphertexts = self.shared.mempool().remove(&tx_hashes);
+        let ciphertexts: HashMap<[u8; 32], Vec<u8>> = ciphertexts
+            .into_iter()
+            .filter_map(|(h, c)| c.map(|c| (h, c)))
+            .collect();
+        let mut write = BlockWrite {
+            stored: Some(StoredBlock {
+                block: block.clone(),
+                finalization,
+                app_hash: executed.app_hash,
+                time_ms: body.time_ms,
+                tx_count: body.txs.len() as u32,
+            }),
+            state: executed.changes,
+            ..BlockWrite::default()
+        };
+        let own_key = self.shared.node_public();
+        for (index, (tx, hash)) in body.txs.iter().zip(&tx_hashes).enumerate() {
+            write.tx_locations.push((*hash, TxLocation { height, index: index as u32 }));
+            if let Action::SubmitDocument(sub) = &tx.tx.action {
+                if let Some(ct) = ciphertexts.get(hash) {
+                    write.payloads.push((sub.ciphertext_hash, ct.clone()));
+                }
+                let accepted = executed.receipts.get(index).map(|r| r.is_ok()).unwrap_or(false);
+                if accepted && tx.tx.signer.0 == own_key {
+                    for recipient in &sub.recipients {
+                        let (k, v) = delivery::outbox_entry(&sub.id, 1, recipient);
+                        write.outbox.push((k, v));
+                    }
+                }
+            }
+        }
+        let head = match self.shared.store.commit_block(write) {
+            Ok(head) => head,
+            Err(e) => fatal("writing a finalized block", &e),
+        };
+        self.head = head.clone();
+        self.last_progress = Instant::now();
+        self.recent.retain(|_, b| b.height > height);
+        self.shared.recent_blocks().retain(|_, b| b.height > height);
+        self.shared.set_head(head);
+        let m = &self.shared.metrics;
+        m.blocks_finalized.inc();
+        m.height.set(height as i64);
+        m.txs_committed.inc_by(body.txs.len() as u64);
+        m.mempool_size.set(self.shared.mempool().len() as i64);
+        for (index, hash) in tx_hashes.iter().enumerate() {
+            let result = executed.receipts.get(index).cloned().unwrap_or(Err("no receipt".into()));
+            self.shared.notify(hash, TxOutcome { height, result });
+        }
+        tracing::info!(height, view = block.view, txs = body.txs.len(), "block finalized");
+    }
+
+    fn request_sync(&mut self) {
+        if self.sync_in_flight {
+            return;
+        }
+        self.sync_in_flight = true;
+        let from_height = self.head.height + 1;
+        let shared = self.shared.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let response = shared
+                .net()
+                .request(
+                    None,
+                    SyncRequest::GetBlocks { from_height, max: SYNC_BATCH },
+                    Duration::from_secs(10),
+                )
+                .await;
+            let event = match response {
+                Ok(SyncResponse::Blocks(blocks)) => DriverEvent::SyncBlocks { blocks },
+                Ok(_) => DriverEvent::SyncFailed,
+                Err(e) => {
+                    tracing::debug!("catch-up request failed: {e}");
+                    DriverEvent::SyncFailed
+                }
+            };
+            let _ = events.send(event).await;
+        });
+    }
+
+    /// Verifies a batch of finalized blocks from a peer (parent links and a finalization
+    /// certificate from the genesis validator set), executes and commits them, then
+    /// tells the engine.
+    fn apply_sync(&mut self, blocks: Vec<StoredBlock>) {
+        let full_batch = blocks.len() as u32 >= SYNC_BATCH;
+        let Some(last) = verified_prefix(&self.shared, &self.head, &blocks) else {
+            if !blocks.is_empty() {
+                self.shared.metrics.reject("bad_sync_blocks");
+                tracing::warn!("catch-up blocks from a peer failed verification");
+            }
+            self.behind = false;
+            return;
+        };
+        let mut missing = Vec::new();
+        for stored in blocks.into_iter().take(last + 1) {
+            let body = match BlockBody::decode(&stored.block.payload) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.shared.metrics.reject("bad_sync_blocks");
+                    tracing::warn!("certified block does not decode: {e}");
+                    return;
+                }
+            };
+            for tx in &body.txs {
+                if let Action::SubmitDocument(sub) = &tx.tx.action {
+                    missing.push(sub.ciphertext_hash);
+                }
+            }
+            let cert = stored.finalization.clone();
+            let block = stored.block.clone();
+            self.commit(block, cert, body);
+        }
+        let (block, finalization) = match self.shared.store.block(self.head.height) {
+            Ok(Some(s)) => (s.block, s.finalization),
+            _ => return,
+        };
+        tracing::info!(height = self.head.height, "caught up to height");
+        self.feed(Input::SyncFinalized { block, finalization });
+        fetch_missing_ciphertexts(self.shared.clone(), missing);
+        self.behind = full_batch;
+        if self.behind {
+            self.request_sync();
+        }
+    }
+}
+
+/// The index of the last block in `blocks` that is proven final: the chain links to
+/// `head`, and a finalization certificate for that block verifies against the validator
+/// set. `None` if nothing in the batch is proven.
+fn verified_prefix(shared: &Shared, head: &Head, blocks: &[StoredBlock]) -> Option<usize> {
+    let mut expected_parent = head.digest;
+    let mut expected_height = head.height + 1;
+    let mut digests = Vec::with_capacity(blocks.len());
+    for stored in blocks {
+        if stored.block.parent != expected_parent || stored.block.height != expected_height {
+            break;
+        }
+        expected_parent = stored.block.digest();
+        expected_height += 1;
+        digests.push(expected_parent);
+    }
+    let validators = &shared.validators;
+    (0..digests.len()).rev().find(|&i| {
+        let cert = &blocks[i].finalization;
+        cert.kind == VoteKind::Finalize
+            && cert.digest == Some(digests[i])
+            && cert.view == blocks[i].block.view
+            && verify_certificate(validators, shared.namespace(), cert).is_ok()
+    })
+}
+
+/// Fetches ciphertexts we do not hold (after catch-up), best effort.
+fn fetch_missing_ciphertexts(shared: Arc<Shared>, hashes: Vec<[u8; 32]>) {
+    if hashes.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        for hash in hashes {
+            if matches!(shared.store.payload(&hash), Ok(Some(_))) {
+                continue;
+            }
+            if let Err(e) = fetch_ciphertext(&shared, &hash).await {
+                tracing::warn!(ciphertext = %hex::encode(hash), "ciphertext not fetched: {e}");
+            }
+        }
+    });
+}
+
+/// Fetches one ciphertext from peers, checks its hash and stores it.
+pub async fn fetch_ciphertext(shared: &Shared, hash: &[u8; 32]) -> Result<(), String> {
+    let deadline = Instant::now() + CIPHERTEXT_FETCH_TIMEOUT;
+    let mut last_error = String::from("no peer had it");
+    while Instant::now() < deadline {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match shared
+            .net()
+            .request(None, SyncRequest::GetCiphertext { hash: *hash }, remaining)
+            .await
+        {
+            Ok(SyncResponse::Ciphertext(Some(ct))) if blake3::hash(&ct).as_bytes() == hash => {
+                if let Err(e) = shared.store.put_raw(crate::storage::CF_PAYLOADS, hash, &ct) {
+                    fatal("storing a ciphertext", &e);
+                }
+                return Ok(());
+            }
+            Ok(SyncResponse::Ciphertext(Some(_))) => {
+                shared.metrics.reject("ciphertext_hash_mismatch");
+                last_error = "a peer sent a ciphertext that does not match its hash".into();
+            }
+            Ok(_) => {}
+            Err(e) => last_error = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(last_error)
+}
+
+async fn check_payload(
+    shared: &Shared,
+    block: &Block,
+    parent_time_ms: u64,
+    expected_proposer: Option<AdminCode>,
+) -> Result<(), String> {
+    let body = BlockBody::decode(&block.payload).map_err(|e| e.to_string())?;
+    let body = tokio::task::spawn_blocking(move || body.validate_structure().map(|()| body))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    if body.time_ms < parent_time_ms {
+        return Err(format!(
+            "block time {} is before its parent's {}",
+            body.time_ms, parent_time_ms
+        ));
+    }
+    if body.time_ms > now_ms() + MAX_CLOCK_SKEW_MS {
+        return Err(format!("block time {} is in the future", body.time_ms));
+    }
+    if let Some(expected) = expected_proposer {
+        if body.proposer != expected {
+            return Err(format!("proposer {} is not the view's leader {expected}", body.proposer));
+        }
+    }
+    for tx in &body.txs {
+        if tx.tx.chain_id != shared.chain_id {
+            return Err("transaction for another chain".into());
+        }
+        if let Action::SubmitDocument(sub) = &tx.tx.action {
+            let hash = sub.ciphertext_hash;
+            let local = shared.mempool().ciphertext_of_tx(&tx.hash()).is_some()
+                || matches!(shared.store.payload(&hash), Ok(Some(_)));
+            if !local {
+                fetch_ciphertext(shared, &hash)
+                    .await
+                    .map_err(|e| format!("ciphertext {} unavailable: {e}", hex::encode(hash)))?;
+            }
+        }
+    }
+    Ok(())
+}

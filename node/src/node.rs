@@ -1,0 +1,484 @@
+//! Assembly of a running node: opens the store (refusing a corrupted one), applies
+//! genesis once, restores consensus, starts the network, the driver, key delivery and
+//! the HTTP API, and holds the state they share.
+//!
+//! Must never hold a lock across an await point or across a durable write of another
+//! component, and never start serving before the store has passed its consistency check.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use carnet_consensus::{Block, Config as ConsensusConfig, Digest, Ed25519Signer, Engine, Message, Restored, ValidatorIndex, ValidatorSet};
+use carnet_contracts::envelope::{open_and_check, unwrap_keys, wrap_info};
+use carnet_contracts::{AdminCode, Genesis};
+use tokio::sync::{mpsc, oneshot};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::config::{peer_id_of, NodeHome};
+use crate::driver::{Driver, DriverEvent, DRIVER_QUEUE};
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+use crate::p2p::{self, Inbound, Member, NetConfig, NetStatus, Network, SyncRequest, SyncResponse, TxGossip, MAX_BLOCKS_PER_RESPONSE};
+use crate::storage::{Head, Store, StorageError};
+use crate::vault::{KeyVault, RocksVault};
+use crate::{api, delivery, ledger};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Final outcome of a transaction, for whoever waits on it.
+#[derive(Debug, Clone)]
+pub struct TxOutcome {
+    pub height: u64,
+    pub result: Result<(), String>,
+}
+
+/// Most callers waiting for transactions at once.
+pub const MAX_WAITERS: usize = 10_000;
+
+/// Errors starting a node.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// State shared by the driver, the network handlers, key delivery and the API.
+pub struct Shared {
+    pub admin: AdminCode,
+    pub chain_id: String,
+    pub genesis: Genesis,
+    pub validators: ValidatorSet,
+    /// Administration of each validator index.
+    pub(crate) validator_admins: Vec<AdminCode>,
+    pub store: Arc<Store>,
+    pub vault: Arc<dyn KeyVault>,
+    pub metrics: Arc<Metrics>,
+    pub net_status: Arc<NetStatus>,
+    pub(crate) mempool: Mutex<Mempool>,
+    pub(crate) net: OnceLock<Network>,
+    pub node_key: ed25519_dalek::SigningKey,
+    pub(crate) encryption_secret: Zeroizing<[u8; 32]>,
+    pub ucr_key: Zeroizing<[u8; 32]>,
+    pub(crate) waiters: Mutex<HashMap<[u8; 32], Vec<oneshot::Sender<TxOutcome>>>>,
+    pub(crate) head: Mutex<Head>,
+    pub(crate) view: AtomicU64,
+    pub(crate) recent_blocks: Mutex<HashMap<Digest, Block>>,
+    pub driver: mpsc::Sender<DriverEvent>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("admin", &self.admin).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock means a panic elsewhere; the data (bounded collections) is usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
+        lock(&self.mempool)
+    }
+
+    pub fn recent_blocks(&self) -> MutexGuard<'_, HashMap<Digest, Block>> {
+        lock(&self.recent_blocks)
+    }
+
+    pub fn net(&self) -> &Network {
+        match self.net.get() {
+            Some(n) => n,
+            None => crate::storage::fatal("network used before it started", &"startup order"),
+        }
+    }
+
+    pub fn namespace(&self) -> &[u8] {
+        self.chain_id.as_bytes()
+    }
+
+    pub fn node_public(&self) -> [u8; 32] {
+        self.node_key.verifying_key().to_bytes()
+    }
+
+    pub fn encryption_secret(&self) -> &[u8; 32] {
+        &self.encryption_secret
+    }
+
+    pub fn validator_admin(&self, index: ValidatorIndex) -> Option<AdminCode> {
+        self.validator_admins.get(usize::from(index)).cloned()
+    }
+
+    pub fn head(&self) -> Head {
+        lock(&self.head).clone()
+    }
+
+    pub fn set_head(&self, head: Head) {
+        *lock(&self.head) = head;
+    }
+
+    pub fn view(&self) -> u64 {
+        self.view.load(Ordering::Relaxed)
+    }
+
+    pub fn set_view(&self, view: u64) {
+        self.view.store(view, Ordering::Relaxed);
+    }
+
+    /// Registers interest in a transaction's final outcome. `None` when too many wait.
+    pub fn wait_for(&self, hash: [u8; 32]) -> Option<oneshot::Receiver<TxOutcome>> {
+        let mut waiters = lock(&self.waiters);
+        waiters.retain(|_, senders| {
+            senders.retain(|s| !s.is_closed());
+            !senders.is_empty()
+        });
+        if waiters.len() >= MAX_WAITERS {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        waiters.entry(hash).or_default().push(tx);
+        Some(rx)
+    }
+
+    pub fn notify(&self, hash: &[u8; 32], outcome: TxOutcome) {
+        let senders = lock(&self.waiters).remove(hash);
+        for sender in senders.into_iter().flatten() {
+            let _ = sender.send(outcome.clone());
+        }
+    }
+
+    /// Admits transactions to the mempool, gossips the accepted ones when `gossip`,
+    /// and wakes the driver. Returns per-transaction results.
+    pub fn submit(
+        &self,
+        batch: Vec<TxGossip>,
+        gossip: bool,
+    ) -> Vec<Result<[u8; 32], crate::mempool::AdmissionError>> {
+        use crate::mempool::AdmissionError;
+        // Transactions already final are refused as duplicates.
+        let mut results: Vec<Option<Result<[u8; 32], AdmissionError>>> = Vec::with_capacity(batch.len());
+        let mut admit = Vec::new();
+        let mut admit_at = Vec::new();
+        for (i, g) in batch.iter().enumerate() {
+            match self.store.tx_location(&g.tx.hash()) {
+                Ok(Some(_)) => results.push(Some(Err(AdmissionError::Duplicate))),
+                _ => {
+                    results.push(None);
+                    admit.push((g.tx.clone(), g.ciphertext.clone()));
+                    admit_at.push(i);
+                }
+            }
+        }
+        let admitted = {
+            let mut pool = self.mempool();
+            let r = pool.admit_batch(admit);
+            self.metrics.mempool_size.set(pool.len() as i64);
+            r
+        };
+        let mut any = false;
+        for (result, i) in admitted.into_iter().zip(admit_at) {
+            if result.is_ok() {
+                any = true;
+                if gossip {
+                    let bytes = crate::storage::encode(&batch[i]);
+                    if !self.net().try_send(p2p::NetCommand::PublishTx(bytes)) {
+                        self.metrics.reject("net_queue_full");
+                    }
+                }
+            }
+            results[i] = Some(result);
+        }
+        if any {
+            let _ = self.driver.try_send(DriverEvent::TxAdmitted);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(AdmissionError::Invalid("not processed".into()))))
+            .collect()
+    }
+}
+
+/// Network callbacks of the node.
+struct NodeInbound {
+    shared: Arc<Shared>,
+}
+
+impl Inbound for NodeInbound {
+    fn consensus(&self, from: ValidatorIndex, message: Message) {
+        if self
+            .shared
+            .driver
+            .try_send(DriverEvent::Consensus { from, message })
+            .is_err()
+        {
+            self.shared.metrics.reject("driver_queue_full");
+        }
+    }
+
+    fn transaction(&self, from: &Member, gossip: TxGossip) {
+        for result in self.shared.submit(vec![gossip], false) {
+            if let Err(e) = result {
+                if !matches!(e, crate::mempool::AdmissionError::Duplicate) {
+                    tracing::debug!(administration = %from.code, "gossiped transaction refused: {e}");
+                }
+                self.shared.metrics.reject(e.reason());
+            }
+        }
+    }
+
+    fn request(&self, from: &Member, request: SyncRequest) -> SyncResponse {
+        let shared = &self.shared;
+        match request {
+            SyncRequest::GetBlocks { from_height, max } => {
+                let max = max.min(MAX_BLOCKS_PER_RESPONSE);
+                let head = shared.head().height;
+                let mut blocks = Vec::new();
+                let mut bytes = 0usize;
+                let mut height = from_height.max(1);
+                while height <= head && (blocks.len() as u32) < max && bytes < p2p::MAX_RESPONSE_BYTES / 2 {
+                    match shared.store.block(height) {
+                        Ok(Some(b)) => {
+                            bytes += b.block.payload.len() + 1024;
+                            blocks.push(b);
+                        }
+                        _ => break,
+                    }
+                    height += 1;
+                }
+                SyncResponse::Blocks(blocks)
+            }
+            SyncRequest::GetCiphertext { hash } => {
+                let ct = shared
+                    .mempool()
+                    .ciphertext(&hash)
+                    .or_else(|| shared.store.payload(&hash).ok().flatten());
+                SyncResponse::Ciphertext(ct)
+            }
+            SyncRequest::GetBlock { digest } => {
+                if let Some(b) = shared.recent_blocks().get(&digest).cloned() {
+                    return SyncResponse::Block(Some(b));
+                }
+                let block = shared
+                    .store
+                    .height_of(&digest)
+                    .ok()
+                    .flatten()
+                    .and_then(|h| shared.store.block(h).ok().flatten())
+                    .map(|s| s.block);
+                SyncResponse::Block(block)
+            }
+            SyncRequest::DeliverKeys { document, version, wrapped } => {
+                match receive_keys(shared, from, document, version, &wrapped) {
+                    Ok(()) => {
+                        shared.metrics.keys_received.inc();
+                        tracing::info!(%document, version, issuer = %from.code, "document keys received");
+                        SyncResponse::Ack
+                    }
+                    Err(reason) => {
+                        shared.metrics.reject("key_delivery_refused");
+                        tracing::warn!(%document, version, from = %from.code, "key delivery refused: {reason}");
+                        SyncResponse::Nack(reason)
+                    }
+                }
+            }
+        }
+    }
+
+    fn connected(&self, _member: &Member) {
+        let _ = self.shared.driver.try_send(DriverEvent::SyncTick);
+    }
+}
+
+/// Accepts document keys only from the issuer's node, for a document addressed to us,
+/// and only if they open the ciphertext and match the commitment on the ledger.
+fn receive_keys(
+    shared: &Shared,
+    from: &Member,
+    document: carnet_contracts::DocumentId,
+    version: u32,
+    wrapped: &carnet_contracts::envelope::WrappedKeys,
+) -> Result<(), String> {
+    let record = ledger::document_version(&shared.store, &document, version)
+        .map_err(|e| e.to_string())?
+        .ok_or("document not final here yet")?;
+    if record.issuer != from.code {
+        return Err(format!("{} is not the issuer of the document", from.code));
+    }
+    if !record.recipients.contains(&shared.admin) {
+        return Err("this administration is not a recipient".into());
+    }
+    let keys = unwrap_keys(wrapped, shared.encryption_secret(), &wrap_info(&document, version))
+        .map_err(|e| e.to_string())?;
+    let ciphertext = shared
+        .store
+        .payload(&record.ciphertext_hash)
+        .map_err(|e| e.to_string())?
+        .ok_or("ciphertext not here yet")?;
+    let mut payload = open_and_check(&ciphertext, &keys, &document, version, record.kind, &record.commitment)
+        .map_err(|e| e.to_string())?;
+    payload.zeroize();
+    if let Err(e) = shared.vault.put(&document, version, &keys) {
+        crate::storage::fatal("storing received document keys in the vault", &e);
+    }
+    Ok(())
+}
+
+/// Applies genesis to a new store, or checks that an existing store belongs to this
+/// genesis and is consistent (head block, index and state agree). Returns the head.
+pub fn prepare_store(store: &Store, genesis: &Genesis) -> Result<Head, StartError> {
+    let chain_id = genesis.chain_id.clone();
+    let marker = blake3::hash(&crate::storage::encode(genesis)).as_bytes().to_vec();
+    // Apply genesis once; afterwards the store must belong to this genesis.
+    let head = match (store.head()?, store.genesis_marker()?) {
+        (None, _) => {
+            let executed = ledger::genesis(store, genesis).map_err(|e| StartError::Other(format!("genesis: {e}")))?;
+            let head = Head {
+                height: 0,
+                digest: Block::genesis(chain_id.as_bytes()).digest(),
+                view: 0,
+                app_hash: executed.app_hash,
+                time_ms: genesis.genesis_time_ms,
+            };
+            store.commit_genesis(&marker, &executed.changes, &head)?;
+            tracing::info!(chain_id, "genesis applied");
+            head
+        }
+        (Some(head), Some(m)) if m == marker => head,
+        (Some(_), _) => {
+            return Err(StorageError::WrongGenesis("genesis.json differs from the one this store was created with".into()).into())
+        }
+    };
+    let state_hash = ledger::app_hash(store).map_err(|e| StorageError::Corrupted(e.to_string()))?;
+    store.check_consistency(&head, state_hash)?;
+    tracing::info!(height = head.height, app_hash = %hex::encode(head.app_hash), "store consistent");
+
+    Ok(head)
+}
+
+/// Starts the node in `home` and runs until the process ends.
+pub async fn run(home: NodeHome) -> Result<(), StartError> {
+    let store = Store::open(&home.data_dir())?;
+    let genesis = home.genesis.clone();
+    let chain_id = genesis.chain_id.clone();
+    let head = prepare_store(&store, &genesis)?;
+
+    // Validators: the active administrations, in genesis order.
+    let validator_admins: Vec<&carnet_contracts::Administration> = genesis.administrations.iter().filter(|a| a.active).collect();
+    let keys = validator_admins
+        .iter()
+        .map(|a| ed25519_dalek::VerifyingKey::from_bytes(&a.validator_key.0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError::Other(format!("genesis validator key: {e}")))?;
+    let validators = ValidatorSet::new(keys).map_err(|e| StartError::Other(e.to_string()))?;
+    let admin = AdminCode(home.config.administration.clone());
+    let own_index = validator_admins.iter().position(|a| a.code == admin);
+
+    let metrics = Arc::new(Metrics::new());
+    metrics.height.set(head.height as i64);
+    let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE);
+    let vault: Arc<dyn KeyVault> = Arc::new(RocksVault::new(store.clone()));
+    let shared = Arc::new(Shared {
+        admin: admin.clone(),
+        chain_id: chain_id.clone(),
+        genesis: genesis.clone(),
+        validators: validators.clone(),
+        validator_admins: validator_admins.iter().map(|a| a.code.clone()).collect(),
+        store: store.clone(),
+        vault,
+        metrics: metrics.clone(),
+        net_status: Arc::new(NetStatus::default()),
+        mempool: Mutex::new(Mempool::new(
+            chain_id.clone(),
+            home.config.mempool.max_transactions,
+            home.config.mempool.max_batch_transactions,
+        )),
+        net: OnceLock::new(),
+        node_key: home.node_key.clone(),
+        encryption_secret: Zeroizing::new(home.encryption_key.to_bytes()),
+        ucr_key: home.ucr_key.clone(),
+        waiters: Mutex::new(HashMap::new()),
+        head: Mutex::new(head.clone()),
+        view: AtomicU64::new(0),
+        recent_blocks: Mutex::new(HashMap::new()),
+        driver: driver_tx.clone(),
+    });
+
+    // Network: allow exactly the genesis members.
+    let mut members = HashMap::new();
+    for a in &genesis.administrations {
+        let peer = peer_id_of(&a.node_key.0).ok_or_else(|| StartError::Other(format!("node key of {} is not ed25519", a.code)))?;
+        let validator = validator_admins.iter().position(|v| v.code == a.code).map(|i| i as ValidatorIndex);
+        members.insert(peer, Member { code: a.code.clone(), validator });
+    }
+    let mut secret = home.node_key.to_bytes();
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret)
+        .map_err(|e| StartError::Other(format!("node key: {e}")))?;
+    secret.zeroize();
+    let listen = home
+        .config
+        .listen_p2p
+        .parse()
+        .map_err(|e| StartError::Other(format!("listen_p2p: {e}")))?;
+    let peers = home
+        .config
+        .peers
+        .iter()
+        .map(|p| p.parse().map_err(|e| StartError::Other(format!("peer `{p}`: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let inbound = Arc::new(NodeInbound { shared: shared.clone() });
+    let network = p2p::spawn(keypair, NetConfig { listen, peers, members }, inbound, metrics.clone(), shared.net_status.clone())
+        .map_err(StartError::Other)?;
+    let _ = shared.net.set(network);
+
+    // API.
+    let listener = tokio::net::TcpListener::bind(&home.config.listen_api)
+        .await
+        .map_err(|e| StartError::Other(format!("listen_api {}: {e}", home.config.listen_api)))?;
+    tracing::info!(addr = %home.config.listen_api, "API listening");
+    let app = api::router(shared.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("API server stopped: {e}");
+        }
+    });
+
+    delivery::spawn(shared.clone());
+
+    // Consensus.
+    match own_index {
+        Some(index) => {
+            let last_finalized = if head.height == 0 {
+                None
+            } else {
+                let stored = store.block(head.height)?.ok_or_else(|| StorageError::Corrupted("head block missing".into()))?;
+                Some((stored.block, stored.finalization))
+            };
+            let safety = store.safety_records(0)?;
+            let mut config = ConsensusConfig::new(chain_id.as_bytes().to_vec(), validators);
+            config.leader_timeout_ms = home.config.consensus.leader_timeout_ms;
+            config.notarization_timeout_ms = home.config.consensus.notarization_timeout_ms;
+            config.retry_timeout_ms = home.config.consensus.retry_timeout_ms;
+            config.max_block_bytes = p2p::MAX_GOSSIP_BYTES - 64 * 1024;
+            let signer = Ed25519Signer::new(index as ValidatorIndex, home.validator_key.clone());
+            let engine = Engine::new(config, signer, Restored { safety, last_finalized });
+            tracing::info!(validator = index, administration = %admin, "consensus starting");
+            let driver = Driver::new(shared.clone(), engine, driver_tx, head, home.config.consensus.empty_block_interval_ms);
+            driver.run(driver_rx).await;
+        }
+        None => {
+            return Err(StartError::Other(format!(
+                "administration {admin} is not an active validator; observer nodes come later"
+            )))
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,668 @@
+//! Durable storage of a node: one RocksDB database with a column family per kind of
+//! record (finalized blocks, indexes, ciphertexts, contract state, consensus safety
+//! records, the key vault, the key-delivery outbox, metadata).
+//!
+//! Everything a finalized block changes is written in ONE `WriteBatch` with one WAL
+//! sync, so the disk never holds a block without its state or the reverse. Safety
+//! records are written synced before any vote that follows them leaves the node.
+//! This module must never swallow a write error: callers treat it as fatal
+//! ([`fatal`]). It must never start on a store whose head is inconsistent.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use carnet_consensus::{Block, Certificate, Digest, Height, SafetyRecord, View};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+    WriteOptions, DB,
+};
+use serde::{Deserialize, Serialize};
+
+pub const CF_BLOCKS: &str = "blocks";
+pub const CF_BLOCK_INDEX: &str = "block_index";
+pub const CF_TRANSACTIONS: &str = "transactions";
+pub const CF_PAYLOADS: &str = "payloads";
+pub const CF_STATE: &str = "state";
+pub const CF_SAFETY: &str = "safety";
+pub const CF_VAULT: &str = "vault";
+pub const CF_OUTBOX: &str = "outbox";
+pub const CF_META: &str = "meta";
+const ALL_CFS: [&str; 9] = [
+    CF_BLOCKS,
+    CF_BLOCK_INDEX,
+    CF_TRANSACTIONS,
+    CF_PAYLOADS,
+    CF_STATE,
+    CF_SAFETY,
+    CF_VAULT,
+    CF_OUTBOX,
+    CF_META,
+];
+
+const META_HEAD: &[u8] = b"head";
+const META_GENESIS: &[u8] = b"genesis";
+const META_GENESIS_HEAD: &[u8] = b"genesis_head";
+/// Largest record this module decodes from disk (a block with its certificate).
+const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Errors of the store. Any write error leaves the node inoperable.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("rocksdb: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("corrupted store: {0}")]
+    Corrupted(String),
+    #[error("store belongs to another network: {0}")]
+    WrongGenesis(String),
+}
+
+/// Logs loudly and exits the process non-zero. Used when a durable write fails: carrying
+/// on would let the node act on state the disk does not hold.
+pub fn fatal(what: &str, err: &dyn std::fmt::Display) -> ! {
+    tracing::error!(target: "carnet::fatal", "FATAL: {what}: {err}; stopping the node");
+    eprintln!("carnet-node: FATAL: {what}: {err}; stopping the node");
+    std::process::exit(70)
+}
+
+/// A finalized block as stored at its height.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBlock {
+    pub block: Block,
+    /// The finalization that made this block final. For a block finalized as the
+    /// ancestor of another, the certificate names that descendant's digest.
+    pub finalization: Certificate,
+    /// Application hash after executing this block.
+    pub app_hash: [u8; 32],
+    pub time_ms: u64,
+    pub tx_count: u32,
+}
+
+/// The last finalized block (height 0 is genesis).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub height: Height,
+    pub digest: Digest,
+    pub view: View,
+    pub app_hash: [u8; 32],
+    pub time_ms: u64,
+}
+
+/// Where a transaction landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxLocation {
+    pub height: Height,
+    pub index: u32,
+}
+
+/// Everything one finalized block writes, applied atomically by [`Store::commit_block`].
+#[derive(Debug, Default)]
+pub struct BlockWrite {
+    pub stored: Option<StoredBlock>,
+    pub tx_locations: Vec<([u8; 32], TxLocation)>,
+    /// Contract state changes (None = delete).
+    pub state: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pub payloads: Vec<([u8; 32], Vec<u8>)>,
+    pub outbox: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StorageError> {
+    use bincode::Options as _;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .with_limit(MAX_RECORD_BYTES)
+        .deserialize(bytes)
+        .map_err(|e| StorageError::Corrupted(format!("{what}: {e}")))
+}
+
+/// Canonical bincode (fixed-width little endian), as everywhere in Carnet.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    use bincode::Options as _;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .serialize(value)
+        .unwrap_or_default()
+}
+
+/// The node's RocksDB database.
+pub struct Store {
+    db: DB,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+fn synced() -> WriteOptions {
+    let mut w = WriteOptions::default();
+    w.set_sync(true);
+    w
+}
+
+fn checked_read() -> ReadOptions {
+    let mut r = ReadOptions::default();
+    r.set_verify_checksums(true);
+    r
+}
+
+impl Store {
+    /// Opens (creating if needed) the store with paranoid checks. Does not check the
+    /// head; call [`Store::check_consistency`] once genesis is known.
+    pub fn open(path: &Path) -> Result<Arc<Self>, StorageError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_paranoid_checks(true);
+        options.set_atomic_flush(true);
+        options.set_max_open_files(512);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut cf = Options::default();
+            cf.set_paranoid_checks(true);
+            if *name == CF_PAYLOADS {
+                cf.set_compression_type(rocksdb::DBCompressionType::None);
+            } else {
+                cf.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            }
+            ColumnFamilyDescriptor::new(*name, cf)
+        });
+        let db = DB::open_cf_descriptors(&options, path, cfs)?;
+        Ok(Arc::new(Self { db }))
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // Every name used here is in ALL_CFS, which `open` creates.
+        match self.db.cf_handle(name) {
+            Some(cf) => cf,
+            None => fatal("column family missing", &name),
+        }
+    }
+
+    pub fn get_raw(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf_opt(self.cf(cf), key, &checked_read())?)
+    }
+
+    /// Unsynced single write (vault, payloads, outbox bookkeeping): durable with the
+    /// next synced write; losing it on a crash is harmless (re-delivered / refetched).
+    pub fn put_raw(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        Ok(self.db.put_cf(self.cf(cf), key, value)?)
+    }
+
+    /// Synced single write.
+    pub fn put_raw_synced(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(cf), key, value);
+        Ok(self.db.write_opt(batch, &synced())?)
+    }
+
+    pub fn delete_raw(&self, cf: &str, key: &[u8]) -> Result<(), StorageError> {
+        Ok(self.db.delete_cf(self.cf(cf), key)?)
+    }
+
+    /// Synced delete, for secrets that must be gone (vault).
+    pub fn delete_raw_synced(&self, cf: &str, key: &[u8]) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(cf), key);
+        self.db.write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// Flushes memtables of every column family to SST files.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name))?;
+        }
+        Ok(())
+    }
+
+    /// Compacts a column family so deleted values leave the SST files.
+    pub fn compact(&self, cf: &str) {
+        self.db
+            .compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
+    }
+
+    /// Key/value pairs whose key starts with `prefix`, at most `limit` of them.
+    pub fn scan_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        let iter = self.db.iterator_cf_opt(
+            self.cf(cf),
+            checked_read(),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    // ---- consensus safety ----
+
+    /// Persists a safety record with a WAL sync. Must complete before any vote that
+    /// follows it is sent.
+    pub fn put_safety(&self, record: &SafetyRecord) -> Result<(), StorageError> {
+        self.put_raw_synced(CF_SAFETY, &record.view.to_be_bytes(), &encode(record))
+    }
+
+    /// Safety records of views above `after_view`, in view order.
+    pub fn safety_records(&self, after_view: View) -> Result<Vec<SafetyRecord>, StorageError> {
+        let start = after_view.saturating_add(1).to_be_bytes();
+        let iter = self.db.iterator_cf_opt(
+            self.cf(CF_SAFETY),
+            checked_read(),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            let (_, v) = item?;
+            out.push(decode::<SafetyRecord>("safety record", &v)?);
+        }
+        Ok(out)
+    }
+
+    // ---- blocks ----
+
+    pub fn head(&self) -> Result<Option<Head>, StorageError> {
+        match self.get_raw(CF_META, META_HEAD)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(decode("head", &bytes)?)),
+        }
+    }
+
+    /// The head as it was right after genesis (height 0).
+    pub fn genesis_head(&self) -> Result<Option<Head>, StorageError> {
+        match self.get_raw(CF_META, META_GENESIS_HEAD)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(decode("genesis head", &bytes)?)),
+        }
+    }
+
+    pub fn block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError> {
+        match self.get_raw(CF_BLOCKS, &height.to_be_bytes())? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(decode("block", &bytes)?)),
+        }
+    }
+
+    pub fn height_of(&self, digest: &Digest) -> Result<Option<Height>, StorageError> {
+        match self.get_raw(CF_BLOCK_INDEX, digest)? {
+            None => Ok(None),
+            Some(bytes) => {
+                let arr: [u8; 8] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StorageError::Corrupted("block index entry".into()))?;
+                Ok(Some(u64::from_be_bytes(arr)))
+            }
+        }
+    }
+
+    pub fn tx_location(&self, hash: &[u8; 32]) -> Result<Option<TxLocation>, StorageError> {
+        match self.get_raw(CF_TRANSACTIONS, hash)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(decode("tx location", &bytes)?)),
+        }
+    }
+
+    pub fn payload(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get_raw(CF_PAYLOADS, hash)
+    }
+
+    pub fn genesis_marker(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get_raw(CF_META, META_GENESIS)
+    }
+
+    /// Writes genesis state and the genesis head in one synced batch.
+    pub fn commit_genesis(
+        &self,
+        marker: &[u8],
+        state: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+        head: &Head,
+    ) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        let cf_state = self.cf(CF_STATE);
+        for (k, v) in state {
+            match v {
+                Some(v) => batch.put_cf(cf_state, k, v),
+                None => batch.delete_cf(cf_state, k),
+            }
+        }
+        batch.put_cf(self.cf(CF_META), META_GENESIS, marker);
+        batch.put_cf(self.cf(CF_META), META_HEAD, encode(head));
+        batch.put_cf(self.cf(CF_META), META_GENESIS_HEAD, encode(head));
+        batch.put_cf(self.cf(CF_BLOCK_INDEX), head.digest, head.height.to_be_bytes());
+        Ok(self.db.write_opt(batch, &synced())?)
+    }
+
+    /// Writes a finalized block and everything it changes in one batch with one WAL
+    /// sync, and moves the head. Safety records of views at or below the block's view
+    /// are pruned in the same batch.
+    pub fn commit_block(&self, write: BlockWrite) -> Result<Head, StorageError> {
+        let stored = write
+            .stored
+            .ok_or_else(|| StorageError::Corrupted("commit without a block".into()))?;
+        let height = stored.block.height;
+        let digest = stored.block.digest();
+        let head = Head {
+            height,
+            digest,
+            view: stored.block.view,
+            app_hash: stored.app_hash,
+            time_ms: stored.time_ms,
+        };
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_BLOCKS), height.to_be_bytes(), encode(&stored));
+        batch.put_cf(self.cf(CF_BLOCK_INDEX), digest, height.to_be_bytes());
+        let cf_tx = self.cf(CF_TRANSACTIONS);
+        for (hash, location) in &write.tx_locations {
+            batch.put_cf(cf_tx, hash, encode(location));
+        }
+        let cf_state = self.cf(CF_STATE);
+        for (k, v) in &write.state {
+            match v {
+                Some(v) => batch.put_cf(cf_state, k, v),
+                None => batch.delete_cf(cf_state, k),
+            }
+        }
+        let cf_payloads = self.cf(CF_PAYLOADS);
+        for (hash, bytes) in &write.payloads {
+            batch.put_cf(cf_payloads, hash, bytes);
+        }
+        let cf_outbox = self.cf(CF_OUTBOX);
+        for (k, v) in &write.outbox {
+            batch.put_cf(cf_outbox, k, v);
+        }
+        if stored.block.view > 0 {
+            batch.delete_range_cf(
+                self.cf(CF_SAFETY),
+                0u64.to_be_bytes(),
+                stored.block.view.to_be_bytes(),
+            );
+        }
+        batch.put_cf(self.cf(CF_META), META_HEAD, encode(&head));
+        self.db.write_opt(batch, &synced())?;
+        Ok(head)
+    }
+
+    /// Refuses a store whose head does not agree with its block, index and state.
+    /// `state_app_hash` is the application hash read back from the state column family.
+    pub fn check_consistency(
+        &self,
+        head: &Head,
+        state_app_hash: [u8; 32],
+    ) -> Result<(), StorageError> {
+        if self.height_of(&head.digest)? != Some(head.height) {
+            return Err(StorageError::Corrupted(format!(
+                "head block {} at height {} is missing from the block index",
+                hex::encode(head.digest),
+                head.height
+            )));
+        }
+        if head.height > 0 {
+            let stored = self.block(head.height)?.ok_or_else(|| {
+                StorageError::Corrupted(format!("head block at height {} is missing", head.height))
+            })?;
+            if stored.block.digest() != head.digest {
+                return Err(StorageError::Corrupted(format!(
+                    "block at height {} hashes to {}, head says {}",
+                    head.height,
+                    hex::encode(stored.block.digest()),
+                    hex::encode(head.digest)
+                )));
+            }
+            if stored.app_hash != head.app_hash {
+                return Err(StorageError::Corrupted(format!(
+                    "app hash of block {} differs from the head's",
+                    head.height
+                )));
+            }
+        }
+        if state_app_hash != head.app_hash {
+            return Err(StorageError::Corrupted(format!(
+                "state app hash {} differs from head app hash {}",
+                hex::encode(state_app_hash),
+                hex::encode(head.app_hash)
+            )));
+        }
+        // Read every state entry once so RocksDB verifies its block checksums.
+        let iter = self
+            .db
+            .iterator_cf_opt(self.cf(CF_STATE), checked_read(), IteratorMode::Start);
+        for item in iter {
+            item?;
+        }
+        Ok(())
+    }
+}
+
+/// Read-through overlay over the committed `state` column family: contract execution
+/// writes here, and the collected changes go into the block's single write batch.
+pub struct StateOverlay<'a> {
+    store: &'a Store,
+    pub changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for StateOverlay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateOverlay")
+            .field("changes", &self.changes.len())
+            .finish()
+    }
+}
+
+impl<'a> StateOverlay<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        Self {
+            store,
+            changes: BTreeMap::new(),
+        }
+    }
+
+    pub fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(v) = self.changes.get(key) {
+            return Ok(v.clone());
+        }
+        self.store.get_raw(CF_STATE, key)
+    }
+
+    pub fn write(&mut self, key: &[u8], value: Option<Vec<u8>>) {
+        self.changes.insert(key.to_vec(), value);
+    }
+
+    /// Entries whose key starts with `prefix`, committed state merged with the overlay.
+    pub fn scan(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
+            .store
+            .scan_prefix(CF_STATE, prefix, limit.saturating_add(self.changes.len()))?
+            .into_iter()
+            .collect();
+        for (k, v) in self.changes.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            match v {
+                Some(v) => {
+                    merged.insert(k.clone(), v.clone());
+                }
+                None => {
+                    merged.remove(k);
+                }
+            }
+        }
+        Ok(merged.into_iter().take(limit).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use carnet_consensus::VoteKind;
+
+    fn cert(view: View, digest: Digest) -> Certificate {
+        Certificate {
+            kind: VoteKind::Finalize,
+            view,
+            digest: Some(digest),
+            signers: vec![0b111],
+            signatures: vec![vec![1; 64], vec![2; 64], vec![3; 64]],
+        }
+    }
+
+    fn genesis_head() -> Head {
+        Head {
+            height: 0,
+            digest: [9; 32],
+            view: 0,
+            app_hash: [1; 32],
+            time_ms: 1000,
+        }
+    }
+
+    fn block_write(height: u64, parent: Digest, app_hash: [u8; 32]) -> BlockWrite {
+        let block = Block { view: height, height, parent, payload: vec![height as u8; 10] };
+        let digest = block.digest();
+        let mut state = BTreeMap::new();
+        state.insert(b"app".to_vec(), Some(app_hash.to_vec()));
+        state.insert(format!("k{height}").into_bytes(), Some(vec![height as u8]));
+        BlockWrite {
+            stored: Some(StoredBlock {
+                block,
+                finalization: cert(height, digest),
+                app_hash,
+                time_ms: 1000 + height,
+                tx_count: 1,
+            }),
+            tx_locations: vec![([height as u8; 32], TxLocation { height, index: 0 })],
+            state,
+            payloads: vec![([0xAA; 32], vec![1, 2, 3])],
+            outbox: vec![],
+        }
+    }
+
+    fn state_app_hash(store: &Store) -> [u8; 32] {
+        store
+            .get_raw(CF_STATE, b"app")
+            .ok()
+            .flatten()
+            .map(|v| v.try_into().unwrap())
+            .unwrap_or([1; 32])
+    }
+
+    #[test]
+    fn a_block_and_everything_it_changes_survive_reopen_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let head1;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.commit_genesis(b"g", &BTreeMap::new(), &genesis_head()).unwrap();
+            store.put_safety(&SafetyRecord { view: 1, notarized: Some([5; 32]), nullified: false, finalized: None }).unwrap();
+            store.put_safety(&SafetyRecord { view: 3, notarized: None, nullified: true, finalized: None }).unwrap();
+            head1 = store.commit_block(block_write(1, genesis_head().digest, [2; 32])).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let head = store.head().unwrap().unwrap();
+        assert_eq!(head, head1);
+        let stored = store.block(1).unwrap().unwrap();
+        assert_eq!(stored.block.digest(), head.digest);
+        assert_eq!(store.height_of(&head.digest).unwrap(), Some(1));
+        assert_eq!(store.tx_location(&[1; 32]).unwrap(), Some(TxLocation { height: 1, index: 0 }));
+        assert_eq!(store.payload(&[0xAA; 32]).unwrap(), Some(vec![1, 2, 3]));
+        assert_eq!(store.get_raw(CF_STATE, b"k1").unwrap(), Some(vec![1]));
+        store.check_consistency(&head, state_app_hash(&store)).unwrap();
+        // Safety records at or below the finalized view are pruned in the same batch.
+        let safety = store.safety_records(0).unwrap();
+        assert_eq!(safety.iter().map(|r| r.view).collect::<Vec<_>>(), vec![3]);
+    }
+
+    #[test]
+    fn overlay_changes_reach_disk_only_through_the_block_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.put_raw(CF_STATE, b"doc/1", b"old").unwrap();
+        store.put_raw(CF_STATE, b"doc/2", b"two").unwrap();
+        let mut overlay = StateOverlay::new(&store);
+        overlay.write(b"doc/1", Some(b"new".to_vec()));
+        overlay.write(b"doc/2", None);
+        overlay.write(b"doc/3", Some(b"three".to_vec()));
+        assert_eq!(overlay.read(b"doc/1").unwrap(), Some(b"new".to_vec()));
+        assert_eq!(overlay.read(b"doc/2").unwrap(), None);
+        let scanned: Vec<Vec<u8>> = overlay.scan(b"doc/", 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(scanned, vec![b"doc/1".to_vec(), b"doc/3".to_vec()]);
+        // Nothing written yet.
+        assert_eq!(store.get_raw(CF_STATE, b"doc/1").unwrap(), Some(b"old".to_vec()));
+        assert_eq!(store.get_raw(CF_STATE, b"doc/3").unwrap(), None);
+        let changes = overlay.changes;
+        let mut write = block_write(1, [9; 32], [2; 32]);
+        write.state.extend(changes);
+        store.commit_block(write).unwrap();
+        assert_eq!(store.get_raw(CF_STATE, b"doc/1").unwrap(), Some(b"new".to_vec()));
+        assert_eq!(store.get_raw(CF_STATE, b"doc/2").unwrap(), None);
+        assert_eq!(store.get_raw(CF_STATE, b"doc/3").unwrap(), Some(b"three".to_vec()));
+    }
+
+    #[test]
+    fn inconsistent_head_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.commit_genesis(b"g", &BTreeMap::new(), &genesis_head()).unwrap();
+        let head = store.commit_block(block_write(1, genesis_head().digest, [2; 32])).unwrap();
+        store.check_consistency(&head, [2; 32]).unwrap();
+        // State whose app hash differs from the head's.
+        assert!(matches!(store.check_consistency(&head, [3; 32]), Err(StorageError::Corrupted(_))));
+        // A head naming a digest the block at that height does not have.
+        let mut forged = head.clone();
+        forged.digest = [7; 32];
+        store.put_raw(CF_BLOCK_INDEX, &forged.digest, &1u64.to_be_bytes()).unwrap();
+        assert!(matches!(store.check_consistency(&forged, [2; 32]), Err(StorageError::Corrupted(_))));
+        // A head whose block is missing.
+        store.delete_raw(CF_BLOCKS, &1u64.to_be_bytes()).unwrap();
+        assert!(matches!(store.check_consistency(&head, [2; 32]), Err(StorageError::Corrupted(_))));
+    }
+
+    #[test]
+    fn flipped_bytes_in_an_sst_file_refuse_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.commit_genesis(b"g", &BTreeMap::new(), &genesis_head()).unwrap();
+            let mut write = block_write(1, genesis_head().digest, [2; 32]);
+            for i in 0..2000u32 {
+                write.state.insert(format!("state/{i:06}").into_bytes(), Some(vec![(i % 251) as u8; 100]));
+            }
+            store.commit_block(write).unwrap();
+            store.flush().unwrap();
+        }
+        let mut corrupted = 0;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "sst") {
+                let mut bytes = std::fs::read(&path).unwrap();
+                if bytes.len() > 20_000 {
+                    for b in &mut bytes[1000..1100] {
+                        *b ^= 0xFF;
+                    }
+                    std::fs::write(&path, bytes).unwrap();
+                    corrupted += 1;
+                }
+            }
+        }
+        assert!(corrupted > 0, "test needs an SST file with state in it");
+        let outcome = Store::open(dir.path()).and_then(|store| {
+            let head = store.head()?.ok_or_else(|| StorageError::Corrupted("no head".into()))?;
+            let app = state_app_hash(&store);
+            store.check_consistency(&head, app)
+        });
+        assert!(outcome.is_err(), "a corrupted store must be refused");
+    }
+}

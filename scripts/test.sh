@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Everything CI checks: formatting, lints, the whole test suite (unit, simulation and the
+# multi-process network tests), then the benchmark smoke run if there is one. One cargo
+# profile (release) throughout, so the dependency graph is built once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+cargo build --release --workspace --all-targets
+
+export CARNET_BIN_DIR="$PWD/target/release"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --release --workspace --all-targets -- -D warnings
+
+echo "== cargo test"
+cargo test --release --workspace
+
+if [ -x scripts/bench-smoke.sh ] || [ -f scripts/bench-smoke.sh ]; then
+  echo "== bench smoke"
+  bash scripts/bench-smoke.sh
+fi
+
+echo "test.sh: all checks passed"
