@@ -445,11 +445,14 @@ impl Driver {
             ..BlockWrite::default()
         };
         let own_key = self.shared.node_public();
+        let mut missing = Vec::new();
         for (index, (tx, hash)) in body.txs.iter().zip(&tx_hashes).enumerate() {
             write.tx_locations.push((*hash, TxLocation { height, index: index as u32 }));
             if let Action::SubmitDocument(sub) = &tx.tx.action {
                 if let Some(ct) = ciphertexts.get(hash) {
                     write.payloads.push((sub.ciphertext_hash, ct.clone()));
+                } else if !matches!(self.shared.store.payload(&sub.ciphertext_hash), Ok(Some(_))) {
+                    missing.push(sub.ciphertext_hash);
                 }
                 let accepted = executed.receipts.get(index).map(|r| r.is_ok()).unwrap_or(false);
                 if accepted && tx.tx.signer.0 == own_key {
@@ -478,6 +481,7 @@ impl Driver {
             let result = executed.receipts.get(index).cloned().unwrap_or(Err("no receipt".into()));
             self.shared.notify(hash, TxOutcome { height, result });
         }
+        fetch_missing_ciphertexts(self.shared.clone(), missing);
         tracing::info!(height, view = block.view, txs = body.txs.len(), "block finalized");
     }
 
@@ -523,7 +527,6 @@ impl Driver {
             self.behind = false;
             return;
         };
-        let mut missing = Vec::new();
         for stored in blocks.into_iter().take(last + 1) {
             let body = match BlockBody::decode(&stored.block.payload) {
                 Ok(b) => b,
@@ -533,11 +536,6 @@ impl Driver {
                     return;
                 }
             };
-            for tx in &body.txs {
-                if let Action::SubmitDocument(sub) = &tx.tx.action {
-                    missing.push(sub.ciphertext_hash);
-                }
-            }
             let cert = stored.finalization.clone();
             let block = stored.block.clone();
             self.commit(block, cert, body);
@@ -548,7 +546,6 @@ impl Driver {
         };
         tracing::info!(height = self.head.height, "caught up to height");
         self.feed(Input::SyncFinalized { block, finalization });
-        fetch_missing_ciphertexts(self.shared.clone(), missing);
         self.behind = full_batch;
         if self.behind {
             self.request_sync();

@@ -301,7 +301,7 @@ impl Inbound for NodeInbound {
 /// Accepts document keys only from the issuer's node, for a document addressed to us,
 /// and only if they open the ciphertext and match the commitment on the ledger.
 fn receive_keys(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     from: &Member,
     document: carnet_contracts::DocumentId,
     version: u32,
@@ -318,11 +318,14 @@ fn receive_keys(
     }
     let keys = unwrap_keys(wrapped, shared.encryption_secret(), &wrap_info(&document, version))
         .map_err(|e| e.to_string())?;
-    let ciphertext = shared
-        .store
-        .payload(&record.ciphertext_hash)
-        .map_err(|e| e.to_string())?
-        .ok_or("ciphertext not here yet")?;
+    let Some(ciphertext) = shared.store.payload(&record.ciphertext_hash).map_err(|e| e.to_string())? else {
+        let fetcher = shared.clone();
+        let hash = record.ciphertext_hash;
+        tokio::spawn(async move {
+            let _ = crate::driver::fetch_ciphertext(&fetcher, &hash).await;
+        });
+        return Err("ciphertext not here yet".into());
+    };
     let mut payload = open_and_check(&ciphertext, &keys, &document, version, record.kind, &record.commitment)
         .map_err(|e| e.to_string())?;
     payload.zeroize();
