@@ -182,7 +182,10 @@ impl std::fmt::Debug for NodeClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeClient")
             .field("base", &self.base)
-            .field("officer", &hex::encode(self.officer.verifying_key().as_bytes()))
+            .field(
+                "officer",
+                &hex::encode(self.officer.verifying_key().as_bytes()),
+            )
             .finish()
     }
 }
@@ -407,8 +410,15 @@ mod tests {
         assert_eq!(client.base(), "http://127.0.0.1:1");
         let h = client.sign("POST", "/v1/documents", 1_700_000_000_000, b"{}");
         let public = carnet_contracts::PublicKey(key.verifying_key().to_bytes());
-        auth::verify_request(&public, &h.signature, "POST", "/v1/documents", h.timestamp_ms, b"{}")
-            .unwrap();
+        auth::verify_request(
+            &public,
+            &h.signature,
+            "POST",
+            "/v1/documents",
+            h.timestamp_ms,
+            b"{}",
+        )
+        .unwrap();
         assert!(auth::verify_request(
             &public,
             &h.signature,
@@ -423,8 +433,8 @@ mod tests {
     #[test]
     fn connection_refused_is_unavailable() {
         // Port 1 on loopback is not listening in any sane test environment.
-        let client = NodeClient::new("http://127.0.0.1:1", SigningKey::from_bytes(&[1u8; 32]))
-            .unwrap();
+        let client =
+            NodeClient::new("http://127.0.0.1:1", SigningKey::from_bytes(&[1u8; 32])).unwrap();
         let err = client.healthz().unwrap_err();
         assert_eq!(err.exit_code(), 5, "{err}");
     }

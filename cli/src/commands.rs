@@ -73,7 +73,8 @@ pub fn read_payload(path: &Path) -> Result<String, CliError> {
             .take(MAX_PAYLOAD_FILE_BYTES + 1)
             .read_to_end(&mut bytes)
     } else {
-        std::fs::File::open(path).and_then(|f| f.take(MAX_PAYLOAD_FILE_BYTES + 1).read_to_end(&mut bytes))
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_PAYLOAD_FILE_BYTES + 1).read_to_end(&mut bytes))
     };
     read.map_err(|e| CliError::bad_input(format!("cannot read payload {}: {e}", path.display())))?;
     if bytes.len() as u64 > MAX_PAYLOAD_FILE_BYTES {
@@ -188,7 +189,9 @@ fn check_id(id: &str) -> Result<String, CliError> {
 /// The message of a contracts error without its class prefix.
 fn contract_message(e: &carnet_contracts::ContractError) -> String {
     let text = e.to_string();
-    text.strip_prefix("bad input: ").unwrap_or(&text).to_string()
+    text.strip_prefix("bad input: ")
+        .unwrap_or(&text)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -197,7 +200,10 @@ mod tests {
 
     #[test]
     fn unknown_kind_and_bad_codes_are_bad_input() {
-        assert_eq!(parse_kind("export-declaration").unwrap(), DocumentKind::ExportDeclaration);
+        assert_eq!(
+            parse_kind("export-declaration").unwrap(),
+            DocumentKind::ExportDeclaration
+        );
         assert_eq!(parse_kind("love-letter").unwrap_err().exit_code(), 2);
         assert_eq!(parse_recipients("XB, XC,XB").unwrap(), vec!["XB", "XC"]);
         assert_eq!(parse_recipients("xb").unwrap_err().exit_code(), 2);
@@ -218,7 +224,12 @@ mod tests {
         let array = dir.join("array.json");
         std::fs::write(&array, "[1,2]").unwrap();
         assert_eq!(read_payload(&array).unwrap_err().exit_code(), 2);
-        assert_eq!(read_payload(&dir.join("missing.json")).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            read_payload(&dir.join("missing.json"))
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -151,7 +151,11 @@ mod tests {
             (502, 5),
         ];
         for (status, exit) in cases {
-            assert_eq!(CliError::from_http(status, b"").exit_code(), exit, "HTTP {status}");
+            assert_eq!(
+                CliError::from_http(status, b"").exit_code(),
+                exit,
+                "HTTP {status}"
+            );
         }
         assert_eq!(Failure::from_http_status(200), None);
     }

@@ -122,7 +122,10 @@ mod tests {
         assert_eq!(mode, 0o600);
         assert_eq!(read_signing_key(&path).unwrap().to_bytes(), key.to_bytes());
         let again = write_signing_key(&path, &SigningKey::from_bytes(&[4u8; 32]));
-        assert!(again.is_err(), "an existing key file must not be overwritten");
+        assert!(
+            again.is_err(),
+            "an existing key file must not be overwritten"
+        );
         assert_eq!(read_signing_key(&path).unwrap().to_bytes(), key.to_bytes());
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -655,7 +655,7 @@ async fn check_payload(
         }
         if let Action::SubmitDocument(sub) = &tx.tx.action {
             let hash = sub.ciphertext_hash;
-            let local = shared.mempool().ciphertext_of_tx(&tx.hash()).is_some()
+            let local = shared.mempool().contains(&tx.hash())
                 || matches!(shared.store.payload(&hash), Ok(Some(_)));
             if !local {
                 fetch_ciphertext(shared, &hash)

@@ -270,7 +270,7 @@ pub fn spawn(
                     .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(256),
             );
-            Ok(CarnetBehaviour {
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(CarnetBehaviour {
                 allowed: allow_block_list::Behaviour::default(),
                 gossipsub,
                 sync,

@@ -155,7 +155,8 @@ pub fn build_genesis(
     };
     let mut administrations = Vec::with_capacity(members.len());
     for m in members {
-        let encryption = PublicKey::from_hex(&m.encryption_key).map_err(|e| bad("encryption_key", e))?;
+        let encryption =
+            PublicKey::from_hex(&m.encryption_key).map_err(|e| bad("encryption_key", e))?;
         administrations.push(Administration {
             code: AdminCode::parse(&m.administration).map_err(|e| bad("administration", e))?,
             name: m.name.clone(),
@@ -239,7 +240,14 @@ pub fn init(nodes: usize, dir: &Path, node_binary: &Path) -> Result<Testnet> {
     let mut entries = Vec::with_capacity(nodes);
     for (i, (code, name)) in ADMINISTRATIONS.iter().take(nodes).enumerate() {
         let home = dir.join("nodes").join(code);
-        let out = init_node_home(node_binary, &home, code, name, ports[2 * i], ports[2 * i + 1])?;
+        let out = init_node_home(
+            node_binary,
+            &home,
+            code,
+            name,
+            ports[2 * i],
+            ports[2 * i + 1],
+        )?;
         let api = if out.api_addr.contains("://") {
             out.api_addr.clone()
         } else {
@@ -271,7 +279,10 @@ pub fn init(nodes: usize, dir: &Path, node_binary: &Path) -> Result<Testnet> {
     for entry in &testnet.nodes {
         let key = SigningKey::generate(&mut rand::rngs::OsRng);
         profile::write_signing_key(&testnet.officer_key_path(&entry.code), &key)?;
-        officers.push((entry.code.clone(), PublicKey(key.verifying_key().to_bytes())));
+        officers.push((
+            entry.code.clone(),
+            PublicKey(key.verifying_key().to_bytes()),
+        ));
         Profile {
             administration: Some(entry.code.clone()),
             node: Some(entry.api.clone()),
@@ -308,7 +319,10 @@ mod tests {
         let unique: HashSet<u16> = ports.iter().copied().collect();
         assert_eq!(unique.len(), 8);
         let more = free_ports(8).unwrap();
-        assert!(more.iter().all(|p| !unique.contains(p)), "ports handed out twice");
+        assert!(
+            more.iter().all(|p| !unique.contains(p)),
+            "ports handed out twice"
+        );
         assert!(ports.iter().all(|p| *p < ephemeral_low().max(12_000)));
     }
 
@@ -336,9 +350,15 @@ mod tests {
         let members = [member("XA"), member("XB")];
         let officers = [("XA".to_string(), PublicKey([9u8; 32]))];
         let genesis = build_genesis("c", 5, &members, &officers).unwrap();
-        assert!(genesis.administrations.iter().all(|a| a.voting_power == 1 && a.active));
+        assert!(genesis
+            .administrations
+            .iter()
+            .all(|a| a.voting_power == 1 && a.active));
         assert_eq!(genesis.officers[0].roles.len(), 4);
         let json = serde_json::to_string(&genesis).unwrap();
-        assert!(json.contains(&hex::encode([3u8; 32])), "keys are hex in JSON: {json}");
+        assert!(
+            json.contains(&hex::encode([3u8; 32])),
+            "keys are hex in JSON: {json}"
+        );
     }
 }

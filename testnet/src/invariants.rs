@@ -21,9 +21,9 @@ pub fn same_blocks(nodes: &[(String, NodeClient)], from: u64, to: u64) -> Result
     for height in from..=to {
         let mut first: Option<(&str, Block)> = None;
         for (name, client) in nodes {
-            let block = client.block(height).map_err(|e| {
-                TestnetError::Invalid(format!("node {name}: block {height}: {e}"))
-            })?;
+            let block = client
+                .block(height)
+                .map_err(|e| TestnetError::Invalid(format!("node {name}: block {height}: {e}")))?;
             if block.height != height {
                 return Err(TestnetError::Invalid(format!(
                     "node {name} answered block {} when asked for {height}",
@@ -53,7 +53,6 @@ pub fn same_blocks(nodes: &[(String, NodeClient)], from: u64, to: u64) -> Result
 /// Waits until every node reports the same height (via `/v1/status`) and returns it.
 pub fn agreed_height(nodes: &[(String, NodeClient)], timeout: Duration) -> Result<u64> {
     let started = Instant::now();
-    let mut last = Vec::new();
     loop {
         let heights: Vec<std::result::Result<u64, String>> = nodes
             .iter()
@@ -64,11 +63,10 @@ pub fn agreed_height(nodes: &[(String, NodeClient)], timeout: Duration) -> Resul
                 return Ok(*first);
             }
         }
-        last = heights;
         if started.elapsed() >= timeout {
             let shown: Vec<String> = nodes
                 .iter()
-                .zip(&last)
+                .zip(&heights)
                 .map(|((name, _), h)| format!("{name}={h:?}"))
                 .collect();
             return Err(TestnetError::Timeout(format!(

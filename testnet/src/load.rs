@@ -25,7 +25,9 @@ pub fn submit_all(
     items: &[LoadItem],
     concurrency: usize,
 ) -> Vec<Result<Submitted, CliError>> {
-    let workers = concurrency.clamp(1, MAX_CONCURRENCY).min(items.len().max(1));
+    let workers = concurrency
+        .clamp(1, MAX_CONCURRENCY)
+        .min(items.len().max(1));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<Submitted, CliError>>>> =
         Mutex::new(vec![None; items.len()]);

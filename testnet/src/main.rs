@@ -131,7 +131,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     serde_json::to_string_pretty(&serde_json::json!({ "nodes": reports }))?
                 ),
                 OutputArg::Table => {
-                    println!("{:<4} {:<11} {:<9} {:>8} {:>7}  LAST BLOCK", "NODE", "NAME", "STATE", "PID", "HEIGHT");
+                    println!(
+                        "{:<4} {:<11} {:<9} {:>8} {:>7}  LAST BLOCK",
+                        "NODE", "NAME", "STATE", "PID", "HEIGHT"
+                    );
                     for r in reports {
                         println!(
                             "{:<4} {:<11} {:<9} {:>8} {:>7}  {}",
@@ -139,7 +142,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             r.name,
                             r.state,
                             r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                            r.height.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+                            r.height
+                                .map(|h| h.to_string())
+                                .unwrap_or_else(|| "-".into()),
                             r.last_block_hash.unwrap_or_else(|| "-".into())
                         );
                     }

@@ -141,7 +141,11 @@ impl Network {
             Some(pid) => {
                 let sent = process::signal_node(pid, &node.home, nix::sys::signal::Signal::SIGKILL);
                 if sent {
-                    process::wait_gone(pid, &node.home, Duration::from_millis(process::STOP_GRACE_MS));
+                    process::wait_gone(
+                        pid,
+                        &node.home,
+                        Duration::from_millis(process::STOP_GRACE_MS),
+                    );
                 }
                 sent
             }
@@ -209,7 +213,12 @@ impl Network {
     /// Waits until every node in `codes` reports a height ≥ `height`. Fails at once if
     /// one of them is not running, and after `timeout` otherwise, naming the node and
     /// showing its log tail.
-    pub fn wait_for_height(&mut self, codes: &[String], height: u64, timeout: Duration) -> Result<()> {
+    pub fn wait_for_height(
+        &mut self,
+        codes: &[String],
+        height: u64,
+        timeout: Duration,
+    ) -> Result<()> {
         let started = Instant::now();
         loop {
             let mut lagging: Option<(String, String)> = None;

@@ -154,7 +154,10 @@ pub fn log_tails(node: &NodeEntry, lines: usize) -> String {
     for path in [node.stdout_log(), node.node_log()] {
         let text = tail(&path, lines);
         if !text.trim().is_empty() {
-            out.push_str(&format!("\n--- last lines of {} ---\n{text}", path.display()));
+            out.push_str(&format!(
+                "\n--- last lines of {} ---\n{text}",
+                path.display()
+            ));
         }
     }
     if out.is_empty() {
@@ -171,7 +174,11 @@ mod tests {
     fn a_process_that_is_not_a_node_is_never_signalled() {
         let me = std::process::id();
         assert!(!is_node_process(me, Path::new("/nonexistent-home")));
-        assert!(!signal_node(me, Path::new("/nonexistent-home"), Signal::SIGTERM));
+        assert!(!signal_node(
+            me,
+            Path::new("/nonexistent-home"),
+            Signal::SIGTERM
+        ));
         assert!(!is_node_process(u32::MAX - 1, Path::new("/")));
     }
 

@@ -25,19 +25,22 @@ const LOAD_CONCURRENCY: usize = 32;
 fn four_node_exchange_bad_input_load_and_disk() {
     let net = start_network(4);
     let marker = format!("PLAINTEXT-MARKER-{}", tag());
-    timed("demo walk: XA submits to XB, XB finds and decrypts, XC refused", || {
-        demo_walk(&net, &marker)
-    });
-    timed("bad input is refused with the exact code and changes nothing", || {
-        bad_input_changes_nothing(&net)
-    });
+    timed(
+        "demo walk: XA submits to XB, XB finds and decrypts, XC refused",
+        || demo_walk(&net, &marker),
+    );
+    timed(
+        "bad input is refused with the exact code and changes nothing",
+        || bad_input_changes_nothing(&net),
+    );
     timed("a node outside genesis is refused on libp2p", || {
         peer_outside_genesis_is_refused(&net)
     });
     let load_marker = format!("LOAD-MARKER-{}", tag());
-    timed("1,000 concurrent documents; every node has the same block at every height", || {
-        thousand_documents_same_chain(&net, &load_marker)
-    });
+    timed(
+        "1,000 concurrent documents; every node has the same block at every height",
+        || thousand_documents_same_chain(&net, &load_marker),
+    );
     timed("plaintext never on disk (running nodes)", || {
         plaintext_never_on_disk(&net, &[&marker, &load_marker])
     });
@@ -54,7 +57,11 @@ fn demo_walk(net: &TestNetwork, marker: &str) {
     let payload = export_declaration(&ucr, marker);
     let file = write_file(&scratch, "export.json", &payload);
     let (xa, xb, xc) = (net.profile("XA"), net.profile("XB"), net.profile("XC"));
-    let (xa, xb, xc) = (xa.to_str().unwrap(), xb.to_str().unwrap(), xc.to_str().unwrap());
+    let (xa, xb, xc) = (
+        xa.to_str().unwrap(),
+        xb.to_str().unwrap(),
+        xc.to_str().unwrap(),
+    );
 
     let status = carnet(&["--profile", xa, "--output", "json", "status"]);
     assert_exit(&status, 0, "status");
@@ -66,8 +73,20 @@ fn demo_walk(net: &TestNetwork, marker: &str) {
     assert!(status["peers"].is_u64(), "{status}");
 
     let submitted = carnet(&[
-        "--profile", xa, "--output", "json", "doc", "submit", "--kind", "export-declaration",
-        "--ucr", &ucr, "--to", "XB", "--file", file.to_str().unwrap(),
+        "--profile",
+        xa,
+        "--output",
+        "json",
+        "doc",
+        "submit",
+        "--kind",
+        "export-declaration",
+        "--ucr",
+        &ucr,
+        "--to",
+        "XB",
+        "--file",
+        file.to_str().unwrap(),
     ]);
     assert_exit(&submitted, 0, "XA submits");
     let submitted = json(&submitted);
@@ -77,7 +96,16 @@ fn demo_walk(net: &TestNetwork, marker: &str) {
     assert_eq!(submitted["status"], "active");
     assert!(submitted["height"].as_u64().unwrap() >= 1);
 
-    let found = carnet(&["--profile", xb, "--output", "json", "doc", "find", "--ucr", &ucr]);
+    let found = carnet(&[
+        "--profile",
+        xb,
+        "--output",
+        "json",
+        "doc",
+        "find",
+        "--ucr",
+        &ucr,
+    ]);
     assert_exit(&found, 0, "XB finds by UCR");
     let found = json(&found);
     let docs = found["documents"].as_array().expect("documents");
@@ -89,28 +117,71 @@ fn demo_walk(net: &TestNetwork, marker: &str) {
     let shown = carnet(&["--profile", xb, "--output", "json", "doc", "show", &id]);
     assert_exit(&shown, 0, "XB shows");
     let shown_text = String::from_utf8_lossy(&shown.stdout).to_string();
-    assert!(!shown_text.contains(marker), "metadata must not carry plaintext");
+    assert!(
+        !shown_text.contains(marker),
+        "metadata must not carry plaintext"
+    );
 
     let out = scratch.join("decrypted-by-xb.json");
     let decrypted = carnet(&[
-        "--profile", xb, "doc", "decrypt", &id, "--purpose", "import clearance of consignment",
-        "--out", out.to_str().unwrap(),
+        "--profile",
+        xb,
+        "doc",
+        "decrypt",
+        &id,
+        "--purpose",
+        "import clearance of consignment",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert_exit(&decrypted, 0, "XB decrypts to a file");
-    assert_eq!(std::fs::read(&out).unwrap(), payload.as_bytes(), "payload byte-identical");
-    let to_stdout = carnet(&["--profile", xb, "doc", "decrypt", &id, "--purpose", "risk analysis"]);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        payload.as_bytes(),
+        "payload byte-identical"
+    );
+    let to_stdout = carnet(&[
+        "--profile",
+        xb,
+        "doc",
+        "decrypt",
+        &id,
+        "--purpose",
+        "risk analysis",
+    ]);
     assert_exit(&to_stdout, 0, "XB decrypts to stdout");
-    assert_eq!(to_stdout.stdout, payload.as_bytes(), "stdout byte-identical");
+    assert_eq!(
+        to_stdout.stdout,
+        payload.as_bytes(),
+        "stdout byte-identical"
+    );
 
     let refused = carnet(&[
-        "--profile", xc, "--output", "json", "doc", "decrypt", &id, "--purpose", "curiosity",
+        "--profile",
+        xc,
+        "--output",
+        "json",
+        "doc",
+        "decrypt",
+        &id,
+        "--purpose",
+        "curiosity",
     ]);
     assert_exit(&refused, 3, "XC is not a recipient");
     assert!(json(&refused)["error"]["code"].is_string());
     assert!(String::from_utf8_lossy(&refused.stderr).starts_with("error: "));
     assert!(!String::from_utf8_lossy(&refused.stdout).contains(marker));
 
-    let hidden = carnet(&["--profile", xc, "--output", "json", "doc", "find", "--ucr", &ucr]);
+    let hidden = carnet(&[
+        "--profile",
+        xc,
+        "--output",
+        "json",
+        "doc",
+        "find",
+        "--ucr",
+        &ucr,
+    ]);
     assert_exit(&hidden, 0, "XC finds nothing it may not see");
     assert_eq!(json(&hidden)["documents"], serde_json::json!([]));
 }
@@ -145,14 +216,32 @@ fn bad_input_changes_nothing(net: &TestNetwork) {
     let good = submission_body("export-declaration", &ucr, &["XB"], good_payload);
 
     // Tampered signature: one hex digit of a valid signature changed.
-    let mut h = xa.sign("POST", "/v1/documents", carnet_cli::client::next_timestamp_ms(), &good);
+    let mut h = xa.sign(
+        "POST",
+        "/v1/documents",
+        carnet_cli::client::next_timestamp_ms(),
+        &good,
+    );
     let last = h.signature.pop().unwrap();
     h.signature.push(if last == '0' { '1' } else { '0' });
-    assert_eq!(post_documents(&xa, &good, Some(&h)), 401, "tampered signature");
+    assert_eq!(
+        post_documents(&xa, &good, Some(&h)),
+        401,
+        "tampered signature"
+    );
 
     // Signature over another body.
-    let h = xa.sign("POST", "/v1/documents", carnet_cli::client::next_timestamp_ms(), b"{}");
-    assert_eq!(post_documents(&xa, &good, Some(&h)), 401, "signature over another body");
+    let h = xa.sign(
+        "POST",
+        "/v1/documents",
+        carnet_cli::client::next_timestamp_ms(),
+        b"{}",
+    );
+    assert_eq!(
+        post_documents(&xa, &good, Some(&h)),
+        401,
+        "signature over another body"
+    );
 
     // Timestamp outside the window.
     let stale = carnet_cli::client::now_ms() - 120_000;
@@ -160,16 +249,39 @@ fn bad_input_changes_nothing(net: &TestNetwork) {
     assert_eq!(post_documents(&xa, &good, Some(&h)), 401, "stale timestamp");
 
     // Unknown officer, over HTTP and through the CLI.
-    let stranger = NodeClient::new(&testnet.node("XA").unwrap().api, SigningKey::generate(&mut rand::rngs::OsRng)).unwrap();
-    assert_eq!(post_documents(&stranger, &good, None), 401, "unknown officer");
+    let stranger = NodeClient::new(
+        &testnet.node("XA").unwrap().api,
+        SigningKey::generate(&mut rand::rngs::OsRng),
+    )
+    .unwrap();
+    assert_eq!(
+        post_documents(&stranger, &good, None),
+        401,
+        "unknown officer"
+    );
     assert_eq!(stranger.status().unwrap_err().exit_code(), 3);
     let stranger_key = scratch.join("stranger.key");
-    assert_exit(&carnet(&["keys", "generate", "--out", stranger_key.to_str().unwrap()]), 0, "keygen");
+    assert_exit(
+        &carnet(&["keys", "generate", "--out", stranger_key.to_str().unwrap()]),
+        0,
+        "keygen",
+    );
     let payload_file = write_file(&scratch, "good.json", good_payload);
     let out = carnet(&[
-        "--node", &testnet.node("XA").unwrap().api, "--key", stranger_key.to_str().unwrap(),
-        "doc", "submit", "--kind", "export-declaration", "--ucr", &ucr, "--to", "XB",
-        "--file", payload_file.to_str().unwrap(),
+        "--node",
+        &testnet.node("XA").unwrap().api,
+        "--key",
+        stranger_key.to_str().unwrap(),
+        "doc",
+        "submit",
+        "--kind",
+        "export-declaration",
+        "--ucr",
+        &ucr,
+        "--to",
+        "XB",
+        "--file",
+        payload_file.to_str().unwrap(),
     ]);
     assert_exit(&out, 3, "unknown officer via CLI");
 
@@ -182,11 +294,23 @@ fn bad_input_changes_nothing(net: &TestNetwork) {
 
     // Payload not JSON, unknown kind, recipient not a member: HTTP 400, CLI exit 2.
     let not_json = submission_body("export-declaration", &ucr, &["XB"], "copper, 24 t");
-    assert_eq!(post_documents(&xa, &not_json, None), 400, "payload not JSON");
+    assert_eq!(
+        post_documents(&xa, &not_json, None),
+        400,
+        "payload not JSON"
+    );
     let unknown_kind = submission_body("love-letter", &ucr, &["XB"], good_payload);
-    assert_eq!(post_documents(&xa, &unknown_kind, None), 400, "unknown kind");
+    assert_eq!(
+        post_documents(&xa, &unknown_kind, None),
+        400,
+        "unknown kind"
+    );
     let stranger_to = submission_body("export-declaration", &ucr, &["XZ"], good_payload);
-    assert_eq!(post_documents(&xa, &stranger_to, None), 400, "recipient not a member");
+    assert_eq!(
+        post_documents(&xa, &stranger_to, None),
+        400,
+        "recipient not a member"
+    );
 
     let xa_profile = net.profile("XA");
     let xa_profile = xa_profile.to_str().unwrap();
@@ -198,40 +322,101 @@ fn bad_input_changes_nothing(net: &TestNetwork) {
         ("malformed recipient", "export-declaration", "xb", 2),
     ];
     for (what, kind, to, code) in cli_cases {
-        let file = if what == "payload not JSON" { &bad_file } else { &payload_file };
+        let file = if what == "payload not JSON" {
+            &bad_file
+        } else {
+            &payload_file
+        };
         let out = carnet(&[
-            "--profile", xa_profile, "--output", "json", "doc", "submit", "--kind", kind,
-            "--ucr", &ucr, "--to", to, "--file", file.to_str().unwrap(),
+            "--profile",
+            xa_profile,
+            "--output",
+            "json",
+            "doc",
+            "submit",
+            "--kind",
+            kind,
+            "--ucr",
+            &ucr,
+            "--to",
+            to,
+            "--file",
+            file.to_str().unwrap(),
         ]);
         assert_exit(&out, code, what);
         assert!(json(&out)["error"]["message"].is_string(), "{what}");
     }
     let missing = carnet(&[
-        "--profile", xa_profile, "doc", "submit", "--kind", "export-declaration", "--ucr", &ucr,
-        "--to", "XB", "--file", scratch.join("missing.json").to_str().unwrap(),
+        "--profile",
+        xa_profile,
+        "doc",
+        "submit",
+        "--kind",
+        "export-declaration",
+        "--ucr",
+        &ucr,
+        "--to",
+        "XB",
+        "--file",
+        scratch.join("missing.json").to_str().unwrap(),
     ]);
     assert_exit(&missing, 2, "unreadable payload file");
 
     // Not found, and unavailable.
     let unknown_id = "00".repeat(16);
-    assert_exit(&carnet(&["--profile", xa_profile, "doc", "show", &unknown_id]), 4, "unknown document");
     assert_exit(
-        &carnet(&["--profile", xa_profile, "--node", "http://127.0.0.1:1", "status"]),
+        &carnet(&["--profile", xa_profile, "doc", "show", &unknown_id]),
+        4,
+        "unknown document",
+    );
+    assert_exit(
+        &carnet(&[
+            "--profile",
+            xa_profile,
+            "--node",
+            "http://127.0.0.1:1",
+            "status",
+        ]),
         5,
         "node unavailable",
     );
 
     // Nothing changed: no document under that UCR, on the issuer's or recipient's node.
-    assert_eq!(documents_by_ucr(&xa, &ucr), 0, "bad input created a document (XA view)");
-    assert_eq!(documents_by_ucr(&xb, &ucr), 0, "bad input created a document (XB view)");
+    assert_eq!(
+        documents_by_ucr(&xa, &ucr),
+        0,
+        "bad input created a document (XA view)"
+    );
+    assert_eq!(
+        documents_by_ucr(&xb, &ucr),
+        0,
+        "bad input created a document (XB view)"
+    );
 
     // Replay: the very same request twice; the second is refused, one document exists.
     let replay_ucr = format!("24XA{}-REPLAY", tag().to_uppercase());
     let body = submission_body("export-declaration", &replay_ucr, &["XB"], good_payload);
-    let h = xa.sign("POST", "/v1/documents", carnet_cli::client::next_timestamp_ms(), &body);
-    assert_eq!(post_documents(&xa, &body, Some(&h)), 200, "first submission");
-    assert_eq!(post_documents(&xa, &body, Some(&h)), 401, "replayed submission");
-    assert_eq!(documents_by_ucr(&xa, &replay_ucr), 1, "a replay must not add a document");
+    let h = xa.sign(
+        "POST",
+        "/v1/documents",
+        carnet_cli::client::next_timestamp_ms(),
+        &body,
+    );
+    assert_eq!(
+        post_documents(&xa, &body, Some(&h)),
+        200,
+        "first submission"
+    );
+    assert_eq!(
+        post_documents(&xa, &body, Some(&h)),
+        401,
+        "replayed submission"
+    );
+    assert_eq!(
+        documents_by_ucr(&xa, &replay_ucr),
+        1,
+        "a replay must not add a document"
+    );
 }
 
 /// Sum of the `refused_connections` counters in a node's /metrics.
@@ -255,7 +440,13 @@ fn peer_outside_genesis_is_refused(net: &TestNetwork) {
     let summary =
         init::init_node_home(&node_binary, &home, "XH", "Hypothetica", ports[0], ports[1]).unwrap();
     // Its own genesis (itself alone): a well-formed node that the network never admitted.
-    let genesis = init::build_genesis("carnet-testnet", carnet_cli::client::now_ms(), &[summary.clone()], &[]).unwrap();
+    let genesis = init::build_genesis(
+        "carnet-testnet",
+        carnet_cli::client::now_ms(),
+        std::slice::from_ref(&summary),
+        &[],
+    )
+    .unwrap();
     init::write_genesis(&home.join("genesis.json"), &genesis).unwrap();
     let peers: Vec<String> = testnet.nodes.iter().map(NodeEntry::dial_addr).collect();
     init::set_peers(&home, &peers).unwrap();
@@ -376,11 +567,22 @@ fn thousand_documents_same_chain(net: &TestNetwork, marker: &str) {
         .filter_map(|r| r.as_ref().ok().map(|s| s.height))
         .max()
         .unwrap();
-    assert!(height >= highest_doc, "agreed height {height} below a document's height {highest_doc}");
+    assert!(
+        height >= highest_doc,
+        "agreed height {height} below a document's height {highest_doc}"
+    );
     let compared = invariants::same_blocks(&named, 1, height).expect("same chain on every node");
-    let txs: u64 = (1..=height).map(|h| clients[0].block(h).unwrap().tx_count).sum();
-    assert!(txs >= LOAD_DOCUMENTS as u64, "only {txs} transactions in {height} blocks");
-    eprintln!("[load] {compared} heights identical on all {} nodes, {txs} transactions", codes.len());
+    let txs: u64 = (1..=height)
+        .map(|h| clients[0].block(h).unwrap().tx_count)
+        .sum();
+    assert!(
+        txs >= LOAD_DOCUMENTS as u64,
+        "only {txs} transactions in {height} blocks"
+    );
+    eprintln!(
+        "[load] {compared} heights identical on all {} nodes, {txs} transactions",
+        codes.len()
+    );
 }
 
 fn plaintext_never_on_disk(net: &TestNetwork, markers: &[&str]) {
@@ -389,9 +591,15 @@ fn plaintext_never_on_disk(net: &TestNetwork, markers: &[&str]) {
         scanned += count_files(&node.home);
         for marker in markers {
             let hits = files_containing(&node.home, marker.as_bytes());
-            assert!(hits.is_empty(), "plaintext marker {marker} found on disk: {hits:?}");
+            assert!(
+                hits.is_empty(),
+                "plaintext marker {marker} found on disk: {hits:?}"
+            );
         }
     }
-    assert!(scanned > 10, "scanned only {scanned} files; is the data dir where we think?");
+    assert!(
+        scanned > 10,
+        "scanned only {scanned} files; is the data dir where we think?"
+    );
     eprintln!("[disk] {scanned} files scanned, no marker found");
 }
