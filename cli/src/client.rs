@@ -5,6 +5,9 @@
 //! method, path-and-query and body bytes sent. Answers are decoded into the typed records
 //! below; any non-2xx answer becomes a [`CliError`] carrying the node's error code.
 //!
+//! Reads (GET, decrypt) wait out a 503 "not ready" for a bounded time; a submit is
+//! never retried.
+//!
 //! Must never: follow redirects to another host with the officer's signature, retry a
 //! non-idempotent request on its own (a retried submit would be a second document), or
 //! re-encode the payload text.
@@ -21,6 +24,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// How long to wait for any answer; a submit waits up to 30 s for finality on the node.
 pub const REQUEST_TIMEOUT_MS: u64 = 45_000;
+/// Largest request body a node accepts (docs/interfaces.md: 413 above it). The client
+/// refuses to send more, so an officer gets "too large" rather than a broken connection.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long a read (GET, decrypt) keeps retrying while the node answers 503 "not ready"
+/// (e.g. a document's keys are still on their way to the recipient's node).
+pub const READ_RETRY_MS: u64 = 15_000;
+/// Longest pause between two such retries, whatever `Retry-After` says.
+pub const MAX_RETRY_PAUSE_MS: u64 = 2_000;
 
 /// `GET /healthz`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +135,8 @@ pub struct SignedHeaders {
 pub struct RawResponse {
     pub status: u16,
     pub body: Vec<u8>,
+    /// `Retry-After` of a 503, in ms.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl RawResponse {
@@ -278,11 +291,21 @@ impl NodeClient {
         }
         let response = request.send().map_err(|e| self.transport_error(&e))?;
         let status = response.status().as_u16();
+        let retry_after_ms = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| secs.saturating_mul(1000));
         let body = response
             .bytes()
             .map_err(|e| self.transport_error(&e))?
             .to_vec();
-        Ok(RawResponse { status, body })
+        Ok(RawResponse {
+            status,
+            body,
+            retry_after_ms,
+        })
     }
 
     /// Signs and sends; returns the raw answer whatever its status.
@@ -297,6 +320,7 @@ impl NodeClient {
     }
 
     /// Signs, sends and decodes a 2xx answer into `T`; any other status is an error.
+    /// Never retries.
     pub fn call<T: DeserializeOwned>(
         &self,
         method: &str,
@@ -307,6 +331,32 @@ impl NodeClient {
         decode(raw, path_and_query)
     }
 
+    /// Like [`NodeClient::call`] for reads that change nothing when refused: while the
+    /// node answers 503 (not ready), waits `Retry-After` (capped) and asks again, for at
+    /// most [`READ_RETRY_MS`]. Each attempt is signed afresh.
+    pub fn read<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Vec<u8>,
+    ) -> Result<T, CliError> {
+        let started = std::time::Instant::now();
+        loop {
+            let raw = self.send_signed(method, path_and_query, body.clone())?;
+            let waited_ms = started.elapsed().as_millis() as u64;
+            if raw.status == 503 && waited_ms < READ_RETRY_MS {
+                let pause = raw
+                    .retry_after_ms
+                    .unwrap_or(500)
+                    .clamp(100, MAX_RETRY_PAUSE_MS)
+                    .min(READ_RETRY_MS - waited_ms);
+                std::thread::sleep(Duration::from_millis(pause));
+                continue;
+            }
+            return decode(raw, path_and_query);
+        }
+    }
+
     /// `GET /healthz` (not signed).
     pub fn healthz(&self) -> Result<Health, CliError> {
         let raw = self.send_raw("GET", "/healthz", Vec::new(), None)?;
@@ -315,24 +365,32 @@ impl NodeClient {
 
     /// `GET /v1/status`.
     pub fn status(&self) -> Result<Status, CliError> {
-        self.call("GET", "/v1/status", Vec::new())
+        self.read("GET", "/v1/status", Vec::new())
     }
 
     /// `GET /v1/blocks/{height}`.
     pub fn block(&self, height: u64) -> Result<Block, CliError> {
-        self.call("GET", &format!("/v1/blocks/{height}"), Vec::new())
+        self.read("GET", &format!("/v1/blocks/{height}"), Vec::new())
     }
 
     /// `POST /v1/documents`; returns once the document is final.
     pub fn submit(&self, submission: &Submission) -> Result<Submitted, CliError> {
         let body = serde_json::to_vec(submission)
             .map_err(|e| CliError::bad_input(format!("cannot encode submission: {e}")))?;
+        if body.len() > MAX_BODY_BYTES {
+            let mut e = CliError::bad_input(format!(
+                "submission is {} bytes; a node accepts at most {MAX_BODY_BYTES}",
+                body.len()
+            ));
+            e.code = "too_large".into();
+            return Err(e);
+        }
         self.call("POST", "/v1/documents", body)
     }
 
     /// `GET /v1/documents/{id}`.
     pub fn document(&self, id: &str) -> Result<Document, CliError> {
-        self.call(
+        self.read(
             "GET",
             &format!("/v1/documents/{}", encode_query_value(id)),
             Vec::new(),
@@ -341,7 +399,7 @@ impl NodeClient {
 
     /// `GET /v1/documents?ucr=UCR`: the documents of this UCR the officer may see.
     pub fn find_by_ucr(&self, ucr: &str) -> Result<Vec<Document>, CliError> {
-        let list: DocumentList = self.call(
+        let list: DocumentList = self.read(
             "GET",
             &format!("/v1/documents?ucr={}", encode_query_value(ucr)),
             Vec::new(),
@@ -353,7 +411,7 @@ impl NodeClient {
     pub fn decrypt(&self, id: &str, purpose: &str) -> Result<Decrypted, CliError> {
         let body = serde_json::to_vec(&serde_json::json!({ "purpose": purpose }))
             .map_err(|e| CliError::bad_input(format!("cannot encode purpose: {e}")))?;
-        self.call(
+        self.read(
             "POST",
             &format!("/v1/documents/{}/decrypt", encode_query_value(id)),
             body,

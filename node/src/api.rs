@@ -22,8 +22,8 @@ use carnet_contracts::auth::{verify_request, HEADER_KEY, HEADER_SIGNATURE, HEADE
 use carnet_contracts::envelope::{open_and_check, seal, ucr_index, DocumentKeys};
 use carnet_contracts::execute::{MAX_PURPOSE_BYTES, MAX_RECIPIENTS};
 use carnet_contracts::{
-    Action, AdminCode, DocumentId, DocumentKind, DocumentRecord, DocumentSubmission, Officer, PublicKey, Role,
-    Transaction,
+    Action, AdminCode, DocumentId, DocumentKind, DocumentRecord, DocumentSubmission, Officer,
+    PublicKey, Role, Transaction,
 };
 use rand::RngCore;
 use serde::Deserialize;
@@ -60,7 +60,10 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self {
+            status,
+            message: message.into(),
+        }
     }
     pub fn bad_input(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, m)
@@ -97,7 +100,9 @@ impl IntoResponse for ApiError {
         let body = Json(json!({"error": {"code": self.code(), "message": self.message}}));
         let mut response = (self.status, body).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
         }
         response
     }
@@ -167,19 +172,34 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
 
 /// Buffers the body (≤ 1 MiB), checks the officer's signature, timestamp and replay,
 /// and hands the handler the authenticated [`Caller`].
-async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Result<Response, ApiError> {
+async fn authenticate(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
-    if let Some(len) = parts.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(len) = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         if len > MAX_BODY_BYTES as u64 {
-            return Err(ApiError::too_large(format!("body of {len} bytes is over the limit of {MAX_BODY_BYTES}")));
+            return Err(ApiError::too_large(format!(
+                "body of {len} bytes is over the limit of {MAX_BODY_BYTES}"
+            )));
         }
     }
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| ApiError::too_large(format!("body is over the limit of {MAX_BODY_BYTES} bytes")))?;
+        .map_err(|_| {
+            ApiError::too_large(format!("body is over the limit of {MAX_BODY_BYTES} bytes"))
+        })?;
     let caller = check_signature(&state, &parts.method, &parts.uri, &parts.headers, &bytes)?;
     parts.extensions.insert(caller);
-    Ok(next.run(Request::from_parts(parts, Body::from(bytes))).await)
+    Ok(next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await)
 }
 
 fn check_signature(
@@ -195,7 +215,9 @@ fn check_signature(
         .trim()
         .parse()
         .map_err(|_| ApiError::unauthorized("timestamp is not a number of milliseconds"))?;
-    let signature = header(headers, HEADER_SIGNATURE)?.trim().to_ascii_lowercase();
+    let signature = header(headers, HEADER_SIGNATURE)?
+        .trim()
+        .to_ascii_lowercase();
     let now = now_ms();
     if timestamp_ms.abs_diff(now) > TIMESTAMP_WINDOW_MS {
         return Err(ApiError::unauthorized(format!(
@@ -207,14 +229,26 @@ fn check_signature(
         .map_err(internal)?
         .filter(|o| o.active)
         .ok_or_else(|| ApiError::unauthorized(format!("officer {key} is unknown or revoked")))?;
-    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or_else(|| uri.path());
-    verify_request(&key, &signature, method.as_str(), path_and_query, timestamp_ms, body)
-        .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+    let path_and_query = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or_else(|| uri.path());
+    verify_request(
+        &key,
+        &signature,
+        method.as_str(),
+        path_and_query,
+        timestamp_ms,
+        body,
+    )
+    .map_err(|e| ApiError::unauthorized(e.to_string()))?;
     let mut replay = state.replay.lock().unwrap_or_else(|p| p.into_inner());
     if replay.len() >= MAX_REPLAY_ENTRIES {
         replay.retain(|_, expiry| *expiry > now);
         if replay.len() >= MAX_REPLAY_ENTRIES {
-            return Err(ApiError::unavailable("too many requests in the replay window"));
+            return Err(ApiError::unavailable(
+                "too many requests in the replay window",
+            ));
         }
     }
     let entry = (key, signature);
@@ -236,9 +270,16 @@ async fn healthz(State(state): State<ApiState>) -> Json<Value> {
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    state.shared.metrics.mempool_size.set(state.shared.mempool().len() as i64);
+    state
+        .shared
+        .metrics
+        .mempool_size
+        .set(state.shared.mempool().len() as i64);
     (
-        [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.shared.metrics.encode(),
     )
         .into_response()
@@ -258,13 +299,20 @@ async fn status(State(state): State<ApiState>) -> Json<Value> {
     }))
 }
 
-async fn block(State(state): State<ApiState>, Path(height): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn block(
+    State(state): State<ApiState>,
+    Path(height): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let height: u64 = height
         .parse()
         .map_err(|_| ApiError::bad_input(format!("height `{height}` is not a number")))?;
     let s = &state.shared;
     if height == 0 {
-        let head = s.store.genesis_head().map_err(internal)?.ok_or_else(|| ApiError::not_found("no genesis"))?;
+        let head = s
+            .store
+            .genesis_head()
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::not_found("no genesis"))?;
         return Ok(Json(json!({
             "height": 0, "hash": hex::encode(head.digest), "view": 0, "parent": hex::encode([0u8; 32]),
             "time_ms": head.time_ms, "tx_count": 0, "app_hash": hex::encode(head.app_hash),
@@ -342,40 +390,67 @@ async fn submit_document(
             caller.officer.administration, s.admin
         )));
     }
-    if !has_any_role(&caller.officer, &[Role::Officer, Role::Supervisor, Role::Admin]) {
-        return Err(ApiError::forbidden("submitting documents needs the officer role"));
+    if !has_any_role(
+        &caller.officer,
+        &[Role::Officer, Role::Supervisor, Role::Admin],
+    ) {
+        return Err(ApiError::forbidden(
+            "submitting documents needs the officer role",
+        ));
     }
     let request: SubmitRequest = parse_json(&body)?;
-    let kind = DocumentKind::parse(&request.kind).map_err(|e| ApiError::bad_input(format!("kind: {e}")))?;
+    let kind = DocumentKind::parse(&request.kind)
+        .map_err(|e| ApiError::bad_input(format!("kind: {e}")))?;
     let ucr = request.ucr.trim().to_string();
     if ucr.is_empty() || ucr.chars().count() > MAX_UCR_CHARS {
-        return Err(ApiError::bad_input(format!("ucr: must be 1 to {MAX_UCR_CHARS} characters")));
+        return Err(ApiError::bad_input(format!(
+            "ucr: must be 1 to {MAX_UCR_CHARS} characters"
+        )));
     }
     if request.recipients.is_empty() || request.recipients.len() > MAX_RECIPIENTS {
-        return Err(ApiError::bad_input(format!("recipients: 1 to {MAX_RECIPIENTS} administrations")));
+        return Err(ApiError::bad_input(format!(
+            "recipients: 1 to {MAX_RECIPIENTS} administrations"
+        )));
     }
     let mut recipients: Vec<AdminCode> = Vec::new();
     for r in &request.recipients {
-        let code = AdminCode::parse(r).map_err(|e| ApiError::bad_input(format!("recipients: {e}")))?;
+        let code =
+            AdminCode::parse(r).map_err(|e| ApiError::bad_input(format!("recipients: {e}")))?;
         if code == s.admin {
-            return Err(ApiError::bad_input(format!("recipients: {code} is this administration")));
+            return Err(ApiError::bad_input(format!(
+                "recipients: {code} is this administration"
+            )));
         }
         if recipients.contains(&code) {
-            return Err(ApiError::bad_input(format!("recipients: {code} appears twice")));
+            return Err(ApiError::bad_input(format!(
+                "recipients: {code} appears twice"
+            )));
         }
         let member = crate::ledger::administration(&s.store, &code).map_err(internal)?;
         if !member.is_some_and(|m| m.active) {
-            return Err(ApiError::bad_input(format!("recipients: {code} is not an active member")));
+            return Err(ApiError::bad_input(format!(
+                "recipients: {code} is not an active member"
+            )));
         }
         recipients.push(code);
     }
     if request.payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(ApiError::bad_input(format!("payload: over the limit of {MAX_PAYLOAD_BYTES} bytes")));
+        return Err(ApiError::bad_input(format!(
+            "payload: over the limit of {MAX_PAYLOAD_BYTES} bytes"
+        )));
     }
     match serde_json::from_str::<Value>(&request.payload) {
         Ok(Value::Object(_)) => {}
-        Ok(_) => return Err(ApiError::bad_input("payload is not a JSON object: it is another JSON value")),
-        Err(e) => return Err(ApiError::bad_input(format!("payload is not a JSON object: {e}"))),
+        Ok(_) => {
+            return Err(ApiError::bad_input(
+                "payload is not a JSON object: it is another JSON value",
+            ))
+        }
+        Err(e) => {
+            return Err(ApiError::bad_input(format!(
+                "payload is not a JSON object: {e}"
+            )))
+        }
     }
 
     // The only place randomness is drawn for a document.
@@ -411,13 +486,20 @@ async fn submit_document(
     }
     .sign(&s.node_key);
     let hash = tx.hash();
-    let waiter = s.wait_for(hash).ok_or_else(|| ApiError::unavailable("too many requests waiting for finality"))?;
-    let gossip = TxGossip { tx, ciphertext: Some(sealed.ciphertext) };
+    let waiter = s
+        .wait_for(hash)
+        .ok_or_else(|| ApiError::unavailable("too many requests waiting for finality"))?;
+    let gossip = TxGossip {
+        tx,
+        ciphertext: Some(sealed.ciphertext),
+    };
     match s.submit(vec![gossip], true).pop() {
         Some(Ok(_)) => {}
         Some(Err(AdmissionError::Overloaded(n))) => {
             s.metrics.reject("mempool_full");
-            return Err(ApiError::unavailable(format!("node overloaded: mempool holds {n} transactions")));
+            return Err(ApiError::unavailable(format!(
+                "node overloaded: mempool holds {n} transactions"
+            )));
         }
         Some(Err(e)) => return Err(ApiError::bad_input(e.to_string())),
         None => return Err(ApiError::unavailable("transaction not admitted")),
@@ -425,7 +507,11 @@ async fn submit_document(
     tracing::info!(document = %id, %kind, "document submitted");
     let outcome = match tokio::time::timeout(FINALITY_WAIT, waiter).await {
         Ok(Ok(outcome)) => outcome,
-        _ => return Err(ApiError::unavailable(format!("document {id} not final within 30 s; it may still become final"))),
+        _ => {
+            return Err(ApiError::unavailable(format!(
+                "document {id} not final within 30 s; it may still become final"
+            )))
+        }
     };
     match outcome.result {
         Ok(()) => Ok(Json(json!({
@@ -435,7 +521,9 @@ async fn submit_document(
             "status": "active",
             "kind": kind.as_str(),
         }))),
-        Err(reason) => Err(ApiError::bad_input(format!("rejected by the ledger: {reason}"))),
+        Err(reason) => Err(ApiError::bad_input(format!(
+            "rejected by the ledger: {reason}"
+        ))),
     }
 }
 
@@ -474,11 +562,18 @@ async fn documents_by_ucr(
     let ucr = query.ucr.unwrap_or_default();
     let ucr = ucr.trim();
     if ucr.is_empty() || ucr.chars().count() > MAX_UCR_CHARS {
-        return Err(ApiError::bad_input(format!("ucr: must be 1 to {MAX_UCR_CHARS} characters")));
+        return Err(ApiError::bad_input(format!(
+            "ucr: must be 1 to {MAX_UCR_CHARS} characters"
+        )));
     }
     let index = ucr_index(&state.shared.ucr_key, ucr);
-    let records = crate::ledger::documents_by_ucr(&state.shared.store, &index, MAX_UCR_RESULTS).map_err(internal)?;
-    let visible: Vec<Value> = records.iter().filter(|r| may_see(&caller, r)).map(document_json).collect();
+    let records = crate::ledger::documents_by_ucr(&state.shared.store, &index, MAX_UCR_RESULTS)
+        .map_err(internal)?;
+    let visible: Vec<Value> = records
+        .iter()
+        .filter(|r| may_see(&caller, r))
+        .map(document_json)
+        .collect();
     Ok(Json(json!({ "documents": visible })))
 }
 
@@ -498,7 +593,9 @@ async fn decrypt(
     let request: DecryptRequest = parse_json(&body)?;
     let purpose = request.purpose.trim().to_string();
     if purpose.is_empty() || purpose.len() > MAX_PURPOSE_BYTES {
-        return Err(ApiError::bad_input(format!("purpose: must be 1 to {MAX_PURPOSE_BYTES} bytes")));
+        return Err(ApiError::bad_input(format!(
+            "purpose: must be 1 to {MAX_PURPOSE_BYTES} bytes"
+        )));
     }
     let record = crate::ledger::document(&s.store, &id)
         .map_err(internal)?
@@ -520,7 +617,15 @@ async fn decrypt(
         .map_err(internal)?
         .ok_or_else(|| ApiError::unavailable("ciphertext not yet available on this node"))?;
     let payload = Zeroizing::new(
-        open_and_check(&ciphertext, &keys, &id, record.version, record.kind, &record.commitment).map_err(internal)?,
+        open_and_check(
+            &ciphertext,
+            &keys,
+            &id,
+            record.version,
+            record.kind,
+            &record.commitment,
+        )
+        .map_err(internal)?,
     );
     let text = String::from_utf8(payload.to_vec()).map_err(|_| internal("payload is not UTF-8"))?;
     // Record the access on the ledger without holding up the reply.
@@ -539,7 +644,16 @@ async fn decrypt(
         },
     }
     .sign(&s.node_key);
-    if let Some(Err(e)) = s.submit(vec![TxGossip { tx, ciphertext: None }], true).pop() {
+    if let Some(Err(e)) = s
+        .submit(
+            vec![TxGossip {
+                tx,
+                ciphertext: None,
+            }],
+            true,
+        )
+        .pop()
+    {
         tracing::warn!(document = %id, "access record not queued: {e}");
     }
     tracing::info!(document = %id, officer = %caller.key, "document decrypted for an officer");
@@ -561,7 +675,10 @@ pub fn openapi_document() -> Value {
     let errors = |codes: &[&str]| -> Value {
         let mut m = serde_json::Map::new();
         for c in codes {
-            m.insert((*c).to_string(), json!({"description": "error", "content": {"application/json": {"schema": error}}}));
+            m.insert(
+                (*c).to_string(),
+                json!({"description": "error", "content": {"application/json": {"schema": error}}}),
+            );
         }
         Value::Object(m)
     };
@@ -569,7 +686,10 @@ pub fn openapi_document() -> Value {
     let with = |ok: Value, codes: &[&str]| -> Value {
         let mut r = errors(codes);
         if let Value::Object(m) = &mut r {
-            m.insert("200".into(), json!({"description": "ok", "content": {"application/json": {"schema": ok}}}));
+            m.insert(
+                "200".into(),
+                json!({"description": "ok", "content": {"application/json": {"schema": ok}}}),
+            );
         }
         r
     };
@@ -644,8 +764,16 @@ mod tests {
         Administration {
             code: AdminCode(code.into()),
             name: format!("Land {code}"),
-            node_key: PublicKey(SigningKey::from_bytes(&[seed; 32]).verifying_key().to_bytes()),
-            validator_key: PublicKey(SigningKey::from_bytes(&[seed + 1; 32]).verifying_key().to_bytes()),
+            node_key: PublicKey(
+                SigningKey::from_bytes(&[seed; 32])
+                    .verifying_key()
+                    .to_bytes(),
+            ),
+            validator_key: PublicKey(
+                SigningKey::from_bytes(&[seed + 1; 32])
+                    .verifying_key()
+                    .to_bytes(),
+            ),
             encryption_key: carnet_contracts::keys::x25519_public(&[seed + 2; 32]),
             voting_power: 1,
             active: true,
@@ -709,10 +837,20 @@ mod tests {
             recent_blocks: Mutex::new(HashMap::new()),
             driver,
         });
-        Fixture { app: router(shared), _dir: dir, _driver: rx }
+        Fixture {
+            app: router(shared),
+            _dir: dir,
+            _driver: rx,
+        }
     }
 
-    fn signed(key: &SigningKey, method: Method, path: &str, body: Vec<u8>, timestamp_ms: u64) -> Request {
+    fn signed(
+        key: &SigningKey,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        timestamp_ms: u64,
+    ) -> Request {
         let signature = sign_request(key, method.as_str(), path, timestamp_ms, &body);
         Request::builder()
             .method(method)
@@ -728,8 +866,13 @@ mod tests {
     async fn call(app: &Router, request: Request) -> (StatusCode, Value) {
         let response = app.clone().oneshot(request).await.unwrap();
         let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     #[tokio::test]
@@ -752,28 +895,54 @@ mod tests {
         let (status, body) = call(&f.app, replay).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"]["code"], "unauthorized");
-        assert!(body["error"]["message"].as_str().unwrap().contains("replayed"));
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("replayed"));
     }
 
     #[tokio::test]
     async fn unknown_officer_bad_signature_and_stale_timestamp_get_401() {
         let f = fixture();
         let stranger = SigningKey::from_bytes(&[99; 32]);
-        let (status, body) = call(&f.app, signed(&stranger, Method::GET, "/v1/status", vec![], now_ms())).await;
+        let (status, body) = call(
+            &f.app,
+            signed(&stranger, Method::GET, "/v1/status", vec![], now_ms()),
+        )
+        .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(body["error"]["message"].as_str().unwrap().contains("unknown"));
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown"));
 
-        let mut forged = signed(&officer_key(), Method::GET, "/v1/blocks/0", vec![], now_ms());
+        let mut forged = signed(
+            &officer_key(),
+            Method::GET,
+            "/v1/blocks/0",
+            vec![],
+            now_ms(),
+        );
         *forged.uri_mut() = "/v1/status".parse().unwrap();
         let (status, _) = call(&f.app, forged).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
 
         let stale = now_ms() - 60_000;
-        let (status, body) = call(&f.app, signed(&officer_key(), Method::GET, "/v1/status", vec![], stale)).await;
+        let (status, body) = call(
+            &f.app,
+            signed(&officer_key(), Method::GET, "/v1/status", vec![], stale),
+        )
+        .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(body["error"]["message"].as_str().unwrap().contains("timestamp"));
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timestamp"));
 
-        let unsigned = Request::builder().uri("/v1/status").body(Body::empty()).unwrap();
+        let unsigned = Request::builder()
+            .uri("/v1/status")
+            .body(Body::empty())
+            .unwrap();
         let (status, _) = call(&f.app, unsigned).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
@@ -782,7 +951,17 @@ mod tests {
     async fn oversized_body_gets_413() {
         let f = fixture();
         let body = vec![b'x'; MAX_BODY_BYTES + 1];
-        let (status, body) = call(&f.app, signed(&officer_key(), Method::POST, "/v1/documents", body, now_ms())).await;
+        let (status, body) = call(
+            &f.app,
+            signed(
+                &officer_key(),
+                Method::POST,
+                "/v1/documents",
+                body,
+                now_ms(),
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(body["error"]["code"], "too_large");
     }
@@ -791,17 +970,48 @@ mod tests {
     async fn bad_document_input_gets_400_naming_the_field() {
         let f = fixture();
         let cases = [
-            (json!({"kind": "export-declaration", "ucr": "UCR1", "recipients": ["XB"], "payload": "[1,2]"}), "payload is not a JSON object"),
-            (json!({"kind": "export-declaration", "ucr": "UCR1", "recipients": ["XB"], "payload": "{oops"}), "payload is not a JSON object"),
-            (json!({"kind": "love-letter", "ucr": "UCR1", "recipients": ["XB"], "payload": "{}"}), "kind"),
-            (json!({"kind": "export-declaration", "ucr": "", "recipients": ["XB"], "payload": "{}"}), "ucr"),
-            (json!({"kind": "export-declaration", "ucr": "U".repeat(71), "recipients": ["XB"], "payload": "{}"}), "ucr"),
-            (json!({"kind": "export-declaration", "ucr": "UCR1", "recipients": ["XA"], "payload": "{}"}), "recipients"),
-            (json!({"kind": "export-declaration", "ucr": "UCR1", "recipients": ["ZZ"], "payload": "{}"}), "recipients"),
+            (
+                json!({"kind": "export-declaration", "ucr": "UCR1", "recipients": ["XB"], "payload": "[1,2]"}),
+                "payload is not a JSON object",
+            ),
+            (
+                json!({"kind": "export-declaration", "ucr": "UCR1", "recipients": ["XB"], "payload": "{oops"}),
+                "payload is not a JSON object",
+            ),
+            (
+                json!({"kind": "love-letter", "ucr": "UCR1", "recipients": ["XB"], "payload": "{}"}),
+                "kind",
+            ),
+            (
+                json!({"kind": "export-declaration", "ucr": "", "recipients": ["XB"], "payload": "{}"}),
+                "ucr",
+            ),
+            (
+                json!({"kind": "export-declaration", "ucr": "U".repeat(71), "recipients": ["XB"], "payload": "{}"}),
+                "ucr",
+            ),
+            (
+                json!({"kind": "export-declaration", "ucr": "UCR1", "recipients": ["XA"], "payload": "{}"}),
+                "recipients",
+            ),
+            (
+                json!({"kind": "export-declaration", "ucr": "UCR1", "recipients": ["ZZ"], "payload": "{}"}),
+                "recipients",
+            ),
         ];
         for (request, expected) in cases {
             let body = serde_json::to_vec(&request).unwrap();
-            let (status, answer) = call(&f.app, signed(&officer_key(), Method::POST, "/v1/documents", body, now_ms())).await;
+            let (status, answer) = call(
+                &f.app,
+                signed(
+                    &officer_key(),
+                    Method::POST,
+                    "/v1/documents",
+                    body,
+                    now_ms(),
+                ),
+            )
+            .await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{request}: {answer}");
             assert_eq!(answer["error"]["code"], "bad_input");
             let message = answer["error"]["message"].as_str().unwrap();
@@ -812,17 +1022,45 @@ mod tests {
     #[tokio::test]
     async fn health_openapi_and_unknown_document() {
         let f = fixture();
-        let (status, body) = call(&f.app, Request::builder().uri("/healthz").body(Body::empty()).unwrap()).await;
+        let (status, body) = call(
+            &f.app,
+            Request::builder()
+                .uri("/healthz")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["status"], "ok");
         assert_eq!(body["height"], 0);
-        let (status, body) = call(&f.app, Request::builder().uri("/v1/openapi.json").body(Body::empty()).unwrap()).await;
+        let (status, body) = call(
+            &f.app,
+            Request::builder()
+                .uri("/v1/openapi.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert!(body["paths"]["/v1/documents/{id}/decrypt"]["post"].is_object());
         let path = format!("/v1/documents/{}", hex::encode([1u8; 16]));
-        let (status, body) = call(&f.app, signed(&officer_key(), Method::GET, &path, vec![], now_ms())).await;
+        let (status, body) = call(
+            &f.app,
+            signed(&officer_key(), Method::GET, &path, vec![], now_ms()),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-        let (status, body) = call(&f.app, signed(&officer_key(), Method::GET, "/v1/blocks/0", vec![], now_ms())).await;
+        let (status, body) = call(
+            &f.app,
+            signed(
+                &officer_key(),
+                Method::GET,
+                "/v1/blocks/0",
+                vec![],
+                now_ms(),
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["height"], 0);
     }

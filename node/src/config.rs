@@ -115,8 +115,8 @@ pub struct KeyFileJson {
 pub type Secret32 = Zeroizing<[u8; 32]>;
 
 fn parse_hex32(path: &Path, field: &str, text: &str) -> Result<[u8; 32], ConfigError> {
-    let bytes = hex::decode(text.trim())
-        .map_err(|_| invalid(path, format!("`{field}` is not hex")))?;
+    let bytes =
+        hex::decode(text.trim()).map_err(|_| invalid(path, format!("`{field}` is not hex")))?;
     bytes
         .try_into()
         .map_err(|_| invalid(path, format!("`{field}` is not 32 bytes")))
@@ -219,7 +219,10 @@ impl NodeHome {
         let (validator_pub, validator_secret) = read_key_file(&validator_path)?;
         let validator_key = ed25519_dalek::SigningKey::from_bytes(&validator_secret);
         if validator_key.verifying_key().to_bytes() != validator_pub {
-            return Err(invalid(&validator_path, "public key does not match secret key"));
+            return Err(invalid(
+                &validator_path,
+                "public key does not match secret key",
+            ));
         }
         let enc_path = dir.join("encryption.key");
         let (enc_pub, enc_secret) = read_key_file(&enc_path)?;
@@ -242,7 +245,10 @@ impl NodeHome {
                 )
             })?;
         if member.node_key.0 != node_pub {
-            return Err(invalid(&node_path, "node key differs from the genesis record"));
+            return Err(invalid(
+                &node_path,
+                "node key differs from the genesis record",
+            ));
         }
         if member.validator_key.0 != validator_pub {
             return Err(invalid(
@@ -294,7 +300,10 @@ pub fn init_home(args: &InitArgs) -> Result<serde_json::Value, ConfigError> {
     fs::create_dir_all(&args.home).map_err(io_err(&args.home))?;
     let config_path = args.home.join("config.toml");
     if config_path.exists() {
-        return Err(invalid(&config_path, "already exists; refusing to overwrite"));
+        return Err(invalid(
+            &config_path,
+            "already exists; refusing to overwrite",
+        ));
     }
     let mut rng = rand::rngs::OsRng;
     let node_key = ed25519_dalek::SigningKey::generate(&mut rng);
@@ -305,7 +314,11 @@ pub fn init_home(args: &InitArgs) -> Result<serde_json::Value, ConfigError> {
     rng.fill_bytes(&mut ucr[..]);
 
     let node_public = node_key.verifying_key().to_bytes();
-    write_key_file(&args.home.join("node.key"), &node_public, &node_key.to_bytes())?;
+    write_key_file(
+        &args.home.join("node.key"),
+        &node_public,
+        &node_key.to_bytes(),
+    )?;
     write_key_file(
         &args.home.join("validator.key"),
         &validator_key.verifying_key().to_bytes(),
@@ -368,7 +381,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(home.join("node.key")).unwrap().permissions().mode();
+            let mode = fs::metadata(home.join("node.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(init_home(&args).is_err(), "init must not overwrite a home");

@@ -16,10 +16,10 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::config::peer_id_of;
+use crate::ledger;
 use crate::node::{now_ms, Shared};
 use crate::p2p::{SyncRequest, SyncResponse};
 use crate::storage::{fatal, CF_OUTBOX};
-use crate::ledger;
 
 const SCAN_PERIOD: Duration = Duration::from_millis(500);
 /// Most outbox entries attempted per scan.
@@ -37,7 +37,11 @@ pub struct OutboxEntry {
 }
 
 /// Outbox key and value of a new delivery.
-pub fn outbox_entry(document: &DocumentId, version: u32, recipient: &AdminCode) -> (Vec<u8>, Vec<u8>) {
+pub fn outbox_entry(
+    document: &DocumentId,
+    version: u32,
+    recipient: &AdminCode,
+) -> (Vec<u8>, Vec<u8>) {
     let mut key = document.0.to_vec();
     key.extend_from_slice(&version.to_be_bytes());
     key.extend_from_slice(recipient.as_str().as_bytes());
@@ -129,14 +133,23 @@ async fn deliver(shared: &Shared, entry: &OutboxEntry) -> Result<(), String> {
         .ok_or("keys are no longer in the vault")?;
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
-    let wrapped = wrap_keys(&keys, &recipient.encryption_key, seed, &wrap_info(&entry.document, entry.version))
-        .map_err(|e| e.to_string())?;
+    let wrapped = wrap_keys(
+        &keys,
+        &recipient.encryption_key,
+        seed,
+        &wrap_info(&entry.document, entry.version),
+    )
+    .map_err(|e| e.to_string())?;
     let request = SyncRequest::DeliverKeys {
         document: entry.document,
         version: entry.version,
         wrapped,
     };
-    match shared.net().request(Some(peer), request, Duration::from_secs(10)).await? {
+    match shared
+        .net()
+        .request(Some(peer), request, Duration::from_secs(10))
+        .await?
+    {
         SyncResponse::Ack => Ok(()),
         SyncResponse::Nack(reason) => Err(format!("refused: {reason}")),
         _ => Err("unexpected response".into()),

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use carnet_consensus::{
-    verify_certificate, Block, Certificate, Digest, Ed25519Signer, Engine, Input, Message,
-    Output, TimerKind, ValidatorIndex, View, VoteKind,
+    verify_certificate, Block, Certificate, Digest, Ed25519Signer, Engine, Input, Message, Output,
+    TimerKind, ValidatorIndex, View, VoteKind,
 };
 use carnet_contracts::block::{BlockBody, MAX_BLOCK_TXS};
 use carnet_contracts::{Action, AdminCode};
@@ -42,15 +42,30 @@ const SYNC_STALL: Duration = Duration::from_secs(3);
 /// Everything the driver reacts to.
 #[derive(Debug)]
 pub enum DriverEvent {
-    Consensus { from: ValidatorIndex, message: Message },
-    Timer { view: View, timer: TimerKind },
+    Consensus {
+        from: ValidatorIndex,
+        message: Message,
+    },
+    Timer {
+        view: View,
+        timer: TimerKind,
+    },
     /// The empty-block interval for our proposal in `view` elapsed.
-    ProposalDue { view: View },
+    ProposalDue {
+        view: View,
+    },
     /// New transactions entered the mempool.
     TxAdmitted,
-    Verified { digest: Digest, valid: bool },
-    Fetched { block: Block },
-    SyncBlocks { blocks: Vec<StoredBlock> },
+    Verified {
+        digest: Digest,
+        valid: bool,
+    },
+    Fetched {
+        block: Block,
+    },
+    SyncBlocks {
+        blocks: Vec<StoredBlock>,
+    },
     SyncFailed,
     SyncTick,
 }
@@ -82,7 +97,9 @@ pub struct Driver {
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Driver").field("head", &self.head.height).finish_non_exhaustive()
+        f.debug_struct("Driver")
+            .field("head", &self.head.height)
+            .finish_non_exhaustive()
     }
 }
 
@@ -200,12 +217,24 @@ impl Driver {
                         self.remember(block);
                     }
                     let bytes = crate::storage::encode(&message);
-                    if !self.shared.net().try_send(NetCommand::PublishConsensus(bytes)) {
+                    if !self
+                        .shared
+                        .net()
+                        .try_send(NetCommand::PublishConsensus(bytes))
+                    {
                         self.shared.metrics.reject("net_queue_full");
                     }
                 }
-                Output::SetTimer { view, timer, after_ms } => self.set_timer(view, timer, after_ms),
-                Output::RequestProposal { view, parent, height } => {
+                Output::SetTimer {
+                    view,
+                    timer,
+                    after_ms,
+                } => self.set_timer(view, timer, after_ms),
+                Output::RequestProposal {
+                    view,
+                    parent,
+                    height,
+                } => {
                     self.pending_proposal = Some((view, parent, height));
                     if self.has_proposable_txs(&parent) {
                         self.propose();
@@ -220,7 +249,10 @@ impl Driver {
                 }
                 Output::VerifyBlock { block } => self.verify(block),
                 Output::FetchBlock { digest } => self.fetch_block(digest),
-                Output::Finalized { block, finalization } => self.on_finalized(block, finalization),
+                Output::Finalized {
+                    block,
+                    finalization,
+                } => self.on_finalized(block, finalization),
                 Output::Evidence(evidence) => {
                     self.shared.metrics.equivocations.inc();
                     tracing::warn!(
@@ -271,7 +303,12 @@ impl Driver {
         };
         if self.recent.len() >= MAX_RECENT_BLOCKS {
             // Forget the lowest heights first.
-            if let Some(lowest) = self.recent.iter().min_by_key(|(_, b)| b.height).map(|(d, _)| *d) {
+            if let Some(lowest) = self
+                .recent
+                .iter()
+                .min_by_key(|(_, b)| b.height)
+                .map(|(d, _)| *d)
+            {
                 self.recent.remove(&lowest);
                 self.shared.recent_blocks().remove(&lowest);
             }
@@ -285,7 +322,9 @@ impl Driver {
                 txs: body.txs.iter().map(|t| t.hash()).collect(),
             },
         );
-        self.shared.recent_blocks().insert(block.digest(), block.clone());
+        self.shared
+            .recent_blocks()
+            .insert(block.digest(), block.clone());
     }
 
     /// Block time of `digest`, from the recent cache, the head or the store.
@@ -311,7 +350,9 @@ impl Driver {
             if cursor == self.head.digest {
                 break;
             }
-            let Some(b) = self.recent.get(&cursor) else { break };
+            let Some(b) = self.recent.get(&cursor) else {
+                break;
+            };
             out.extend(b.txs.iter().copied());
             cursor = b.parent;
         }
@@ -320,7 +361,11 @@ impl Driver {
 
     fn has_proposable_txs(&self, parent: &Digest) -> bool {
         let exclude = self.pending_ancestor_txs(parent);
-        !self.shared.mempool().select(&exclude, now_ms(), 1).is_empty()
+        !self
+            .shared
+            .mempool()
+            .select(&exclude, now_ms(), 1)
+            .is_empty()
     }
 
     fn propose(&mut self) {
@@ -330,7 +375,10 @@ impl Driver {
         let parent_time = self.time_of(&parent).unwrap_or(self.head.time_ms);
         let time_ms = now_ms().max(parent_time + 1);
         let exclude = self.pending_ancestor_txs(&parent);
-        let txs = self.shared.mempool().select(&exclude, time_ms, MAX_BLOCK_TXS);
+        let txs = self
+            .shared
+            .mempool()
+            .select(&exclude, time_ms, MAX_BLOCK_TXS);
         let body = BlockBody::new(
             time_ms,
             self.shared.admin.clone(),
@@ -358,7 +406,11 @@ impl Driver {
                 Ok(()) => true,
                 Err(reason) => {
                     shared.metrics.reject("invalid_block");
-                    tracing::warn!(height = block.height, view = block.view, "rejecting proposed block: {reason}");
+                    tracing::warn!(
+                        height = block.height,
+                        view = block.view,
+                        "rejecting proposed block: {reason}"
+                    );
                     false
                 }
             };
@@ -377,7 +429,11 @@ impl Driver {
             for _ in 0..3 {
                 let response = shared
                     .net()
-                    .request(None, SyncRequest::GetBlock { digest }, Duration::from_secs(5))
+                    .request(
+                        None,
+                        SyncRequest::GetBlock { digest },
+                        Duration::from_secs(5),
+                    )
                     .await;
                 if let Ok(SyncResponse::Block(Some(block))) = response {
                     if block.digest() == digest {
@@ -447,14 +503,24 @@ impl Driver {
         let own_key = self.shared.node_public();
         let mut missing = Vec::new();
         for (index, (tx, hash)) in body.txs.iter().zip(&tx_hashes).enumerate() {
-            write.tx_locations.push((*hash, TxLocation { height, index: index as u32 }));
+            write.tx_locations.push((
+                *hash,
+                TxLocation {
+                    height,
+                    index: index as u32,
+                },
+            ));
             if let Action::SubmitDocument(sub) = &tx.tx.action {
                 if let Some(ct) = ciphertexts.get(hash) {
                     write.payloads.push((sub.ciphertext_hash, ct.clone()));
                 } else if !matches!(self.shared.store.payload(&sub.ciphertext_hash), Ok(Some(_))) {
                     missing.push(sub.ciphertext_hash);
                 }
-                let accepted = executed.receipts.get(index).map(|r| r.is_ok()).unwrap_or(false);
+                let accepted = executed
+                    .receipts
+                    .get(index)
+                    .map(|r| r.is_ok())
+                    .unwrap_or(false);
                 if accepted && tx.tx.signer.0 == own_key {
                     for recipient in &sub.recipients {
                         let (k, v) = delivery::outbox_entry(&sub.id, 1, recipient);
@@ -478,11 +544,20 @@ impl Driver {
         m.txs_committed.inc_by(body.txs.len() as u64);
         m.mempool_size.set(self.shared.mempool().len() as i64);
         for (index, hash) in tx_hashes.iter().enumerate() {
-            let result = executed.receipts.get(index).cloned().unwrap_or(Err("no receipt".into()));
+            let result = executed
+                .receipts
+                .get(index)
+                .cloned()
+                .unwrap_or(Err("no receipt".into()));
             self.shared.notify(hash, TxOutcome { height, result });
         }
         fetch_missing_ciphertexts(self.shared.clone(), missing);
-        tracing::info!(height, view = block.view, txs = body.txs.len(), "block finalized");
+        tracing::info!(
+            height,
+            view = block.view,
+            txs = body.txs.len(),
+            "block finalized"
+        );
     }
 
     fn request_sync(&mut self) {
@@ -498,7 +573,10 @@ impl Driver {
                 .net()
                 .request(
                     None,
-                    SyncRequest::GetBlocks { from_height, max: SYNC_BATCH },
+                    SyncRequest::GetBlocks {
+                        from_height,
+                        max: SYNC_BATCH,
+                    },
                     Duration::from_secs(10),
                 )
                 .await;
@@ -545,7 +623,10 @@ impl Driver {
             _ => return,
         };
         tracing::info!(height = self.head.height, "caught up to height");
-        self.feed(Input::SyncFinalized { block, finalization });
+        self.feed(Input::SyncFinalized {
+            block,
+            finalization,
+        });
         self.behind = full_batch;
         if self.behind {
             self.request_sync();
@@ -558,14 +639,12 @@ impl Driver {
 /// set. `None` if nothing in the batch is proven.
 fn verified_prefix(shared: &Shared, head: &Head, blocks: &[StoredBlock]) -> Option<usize> {
     let mut expected_parent = head.digest;
-    let mut expected_height = head.height + 1;
     let mut digests = Vec::with_capacity(blocks.len());
-    for stored in blocks {
-        if stored.block.parent != expected_parent || stored.block.height != expected_height {
+    for (stored, height) in blocks.iter().zip(head.height + 1..) {
+        if stored.block.parent != expected_parent || stored.block.height != height {
             break;
         }
         expected_parent = stored.block.digest();
-        expected_height += 1;
         digests.push(expected_parent);
     }
     let validators = &shared.validators;
@@ -646,7 +725,10 @@ async fn check_payload(
     }
     if let Some(expected) = expected_proposer {
         if body.proposer != expected {
-            return Err(format!("proposer {} is not the view's leader {expected}", body.proposer));
+            return Err(format!(
+                "proposer {} is not the view's leader {expected}",
+                body.proposer
+            ));
         }
     }
     for tx in &body.txs {

@@ -8,13 +8,16 @@ use std::collections::BTreeMap;
 
 use carnet_contracts::block::BlockBody;
 use carnet_contracts::execute::{self, query, BlockContext, ExecError, StateStore, StoreError};
-use carnet_contracts::{AdminCode, Administration, DocumentId, DocumentRecord, Genesis, Hash32, Officer, PublicKey};
+use carnet_contracts::{
+    AdminCode, Administration, DocumentId, DocumentRecord, Genesis, Hash32, Officer, PublicKey,
+};
 
 use crate::storage::{StateOverlay, Store, CF_STATE};
 
 impl StateStore for StateOverlay<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read(key).map_err(|e| StoreError::Failed(e.to_string()))
+        self.read(key)
+            .map_err(|e| StoreError::Failed(e.to_string()))
     }
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.changes.insert(key, Some(value));
@@ -22,8 +25,13 @@ impl StateStore for StateOverlay<'_> {
     fn delete(&mut self, key: Vec<u8>) {
         self.changes.insert(key, None);
     }
-    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        self.scan(prefix, limit).map_err(|e| StoreError::Failed(e.to_string()))
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.scan(prefix, limit)
+            .map_err(|e| StoreError::Failed(e.to_string()))
     }
 }
 
@@ -33,11 +41,17 @@ pub struct Committed<'a>(pub &'a Store);
 
 impl StateStore for Committed<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get_raw(CF_STATE, key).map_err(|e| StoreError::Failed(e.to_string()))
+        self.0
+            .get_raw(CF_STATE, key)
+            .map_err(|e| StoreError::Failed(e.to_string()))
     }
     fn put(&mut self, _key: Vec<u8>, _value: Vec<u8>) {}
     fn delete(&mut self, _key: Vec<u8>) {}
-    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         self.0
             .scan_prefix(CF_STATE, prefix, limit)
             .map_err(|e| StoreError::Failed(e.to_string()))
@@ -88,7 +102,10 @@ pub fn app_hash(store: &Store) -> Result<Hash32, ExecError> {
     query::app_hash(&Committed(store))
 }
 
-pub fn administration(store: &Store, code: &AdminCode) -> Result<Option<Administration>, ExecError> {
+pub fn administration(
+    store: &Store,
+    code: &AdminCode,
+) -> Result<Option<Administration>, ExecError> {
     query::administration(&Committed(store), code)
 }
 
@@ -100,10 +117,18 @@ pub fn document(store: &Store, id: &DocumentId) -> Result<Option<DocumentRecord>
     query::document(&Committed(store), id)
 }
 
-pub fn document_version(store: &Store, id: &DocumentId, version: u32) -> Result<Option<DocumentRecord>, ExecError> {
+pub fn document_version(
+    store: &Store,
+    id: &DocumentId,
+    version: u32,
+) -> Result<Option<DocumentRecord>, ExecError> {
     query::document_version(&Committed(store), id, version)
 }
 
-pub fn documents_by_ucr(store: &Store, index: &Hash32, limit: usize) -> Result<Vec<DocumentRecord>, ExecError> {
+pub fn documents_by_ucr(
+    store: &Store,
+    index: &Hash32,
+    limit: usize,
+) -> Result<Vec<DocumentRecord>, ExecError> {
     query::documents_by_ucr(&Committed(store), index, limit)
 }

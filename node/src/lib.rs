@@ -12,6 +12,7 @@ pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod driver;
+pub mod hsm_signer;
 pub mod ledger;
 pub mod mempool;
 pub mod metrics;
@@ -19,3 +20,6 @@ pub mod node;
 pub mod p2p;
 pub mod storage;
 pub mod vault;
+pub mod vault_pkcs11;
+#[cfg(test)]
+mod vault_suite;

@@ -41,7 +41,13 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Init { home, administration, name, p2p_port, api_port } => {
+        Command::Init {
+            home,
+            administration,
+            name,
+            p2p_port,
+            api_port,
+        } => {
             let summary = carnet_node::config::init_home(&carnet_node::config::InitArgs {
                 home,
                 administration,
@@ -62,8 +68,9 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("opening log file {}", log_path.display()))?;
             tracing_subscriber::fmt()
                 .with_env_filter(
-                    EnvFilter::try_from_env("CARNET_LOG")
-                        .unwrap_or_else(|_| EnvFilter::new("info,libp2p=warn,libp2p_gossipsub=error")),
+                    EnvFilter::try_from_env("CARNET_LOG").unwrap_or_else(|_| {
+                        EnvFilter::new("info,libp2p=warn,libp2p_gossipsub=error")
+                    }),
                 )
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(log_file))

@@ -98,12 +98,16 @@ impl Mempool {
     }
 
     pub fn ciphertext(&self, hash_of_ciphertext: &[u8; 32]) -> Option<Vec<u8>> {
-        self.entries.values().find_map(|e| match (&e.tx.tx.action, &e.ciphertext) {
-            (Action::SubmitDocument(sub), Some(ct)) if &sub.ciphertext_hash == hash_of_ciphertext => {
-                Some(ct.clone())
-            }
-            _ => None,
-        })
+        self.entries
+            .values()
+            .find_map(|e| match (&e.tx.tx.action, &e.ciphertext) {
+                (Action::SubmitDocument(sub), Some(ct))
+                    if &sub.ciphertext_hash == hash_of_ciphertext =>
+                {
+                    Some(ct.clone())
+                }
+                _ => None,
+            })
     }
 
     pub fn ciphertext_of_tx(&self, tx_hash: &[u8; 32]) -> Option<Vec<u8>> {
@@ -167,7 +171,12 @@ impl Mempool {
     /// Up to `max_batch_transactions` transactions (and [`MAX_PROPOSAL_BYTES`]) in
     /// arrival order, skipping `exclude` and transactions expired at `now_ms`. They stay
     /// in the mempool until a finalized block removes them.
-    pub fn select(&self, exclude: &HashSet<[u8; 32]>, now_ms: u64, max_txs: usize) -> Vec<SignedTransaction> {
+    pub fn select(
+        &self,
+        exclude: &HashSet<[u8; 32]>,
+        now_ms: u64,
+        max_txs: usize,
+    ) -> Vec<SignedTransaction> {
         let limit = self.max_batch_transactions.min(max_txs);
         let mut out = Vec::new();
         let mut bytes = 0usize;
@@ -253,7 +262,11 @@ mod tests {
         let dup = pool.admit_batch(vec![(access_tx(0, &key), None)]);
         assert_eq!(dup[0], Err(AdmissionError::Duplicate));
         let batch = pool.select(&HashSet::new(), 0, usize::MAX);
-        assert_eq!(batch.len(), 2, "a proposal takes at most max_batch_transactions");
+        assert_eq!(
+            batch.len(),
+            2,
+            "a proposal takes at most max_batch_transactions"
+        );
         let hashes: Vec<_> = batch.iter().map(|t| t.hash()).collect();
         pool.remove(&hashes);
         assert_eq!(pool.len(), 1);
@@ -274,7 +287,12 @@ mod tests {
             (other_chain, None),
             (access_tx(4, &key), Some(vec![1, 2, 3])),
         ]);
-        assert!(results.iter().all(|r| matches!(r, Err(AdmissionError::Invalid(_)))), "{results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(AdmissionError::Invalid(_)))),
+            "{results:?}"
+        );
         assert!(pool.is_empty());
     }
 

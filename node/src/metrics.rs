@@ -58,26 +58,58 @@ impl Metrics {
         let equivocations = Counter::default();
         let keys_delivered = Counter::default();
         let keys_received = Counter::default();
-        registry.register("blocks_finalized", "Blocks finalized and committed", blocks_finalized.clone());
-        registry.register("height", "Height of the last finalized block", height.clone());
+        registry.register(
+            "blocks_finalized",
+            "Blocks finalized and committed",
+            blocks_finalized.clone(),
+        );
+        registry.register(
+            "height",
+            "Height of the last finalized block",
+            height.clone(),
+        );
         registry.register("view", "Current consensus view", view.clone());
-        registry.register("txs_committed", "Transactions in finalized blocks", txs_committed.clone());
-        registry.register("mempool_size", "Transactions waiting in the mempool", mempool_size.clone());
+        registry.register(
+            "txs_committed",
+            "Transactions in finalized blocks",
+            txs_committed.clone(),
+        );
+        registry.register(
+            "mempool_size",
+            "Transactions waiting in the mempool",
+            mempool_size.clone(),
+        );
         registry.register("peers", "Connected member nodes", peers.clone());
         registry.register(
             "rejected_messages",
             "Messages, transactions and requests dropped, by reason",
             rejected_messages.clone(),
         );
-        registry.register("api_requests", "API requests by HTTP status", api_requests.clone());
+        registry.register(
+            "api_requests",
+            "API requests by HTTP status",
+            api_requests.clone(),
+        );
         registry.register(
             "refused_connections",
             "Connections refused because the peer is not a genesis member",
             refused_connections.clone(),
         );
-        registry.register("equivocations", "Equivocation evidence seen", equivocations.clone());
-        registry.register("keys_delivered", "Document key deliveries acknowledged", keys_delivered.clone());
-        registry.register("keys_received", "Document keys received and stored", keys_received.clone());
+        registry.register(
+            "equivocations",
+            "Equivocation evidence seen",
+            equivocations.clone(),
+        );
+        registry.register(
+            "keys_delivered",
+            "Document key deliveries acknowledged",
+            keys_delivered.clone(),
+        );
+        registry.register(
+            "keys_received",
+            "Document keys received and stored",
+            keys_received.clone(),
+        );
         Self {
             registry,
             blocks_finalized,

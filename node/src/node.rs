@@ -9,7 +9,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use carnet_consensus::{Block, Config as ConsensusConfig, Digest, Ed25519Signer, Engine, Message, Restored, ValidatorIndex, ValidatorSet};
+use carnet_consensus::{
+    Block, Config as ConsensusConfig, Digest, Ed25519Signer, Engine, Message, Restored,
+    ValidatorIndex, ValidatorSet,
+};
 use carnet_contracts::envelope::{open_and_check, unwrap_keys, wrap_info};
 use carnet_contracts::{AdminCode, Genesis};
 use tokio::sync::{mpsc, oneshot};
@@ -19,8 +22,11 @@ use crate::config::{peer_id_of, NodeHome};
 use crate::driver::{Driver, DriverEvent, DRIVER_QUEUE};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
-use crate::p2p::{self, Inbound, Member, NetConfig, NetStatus, Network, SyncRequest, SyncResponse, TxGossip, MAX_BLOCKS_PER_RESPONSE};
-use crate::storage::{Head, Store, StorageError};
+use crate::p2p::{
+    self, Inbound, Member, NetConfig, NetStatus, Network, SyncRequest, SyncResponse, TxGossip,
+    MAX_BLOCKS_PER_RESPONSE,
+};
+use crate::storage::{Head, StorageError, Store};
 use crate::vault::{KeyVault, RocksVault};
 use crate::{api, delivery, ledger};
 
@@ -77,7 +83,9 @@ pub struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("admin", &self.admin).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("admin", &self.admin)
+            .finish_non_exhaustive()
     }
 }
 
@@ -165,7 +173,8 @@ impl Shared {
     ) -> Vec<Result<[u8; 32], crate::mempool::AdmissionError>> {
         use crate::mempool::AdmissionError;
         // Transactions already final are refused as duplicates.
-        let mut results: Vec<Option<Result<[u8; 32], AdmissionError>>> = Vec::with_capacity(batch.len());
+        let mut results: Vec<Option<Result<[u8; 32], AdmissionError>>> =
+            Vec::with_capacity(batch.len());
         let mut admit = Vec::new();
         let mut admit_at = Vec::new();
         for (i, g) in batch.iter().enumerate() {
@@ -244,7 +253,10 @@ impl Inbound for NodeInbound {
                 let mut blocks = Vec::new();
                 let mut bytes = 0usize;
                 let mut height = from_height.max(1);
-                while height <= head && (blocks.len() as u32) < max && bytes < p2p::MAX_RESPONSE_BYTES / 2 {
+                while height <= head
+                    && (blocks.len() as u32) < max
+                    && bytes < p2p::MAX_RESPONSE_BYTES / 2
+                {
                     match shared.store.block(height) {
                         Ok(Some(b)) => {
                             bytes += b.block.payload.len() + 1024;
@@ -276,20 +288,22 @@ impl Inbound for NodeInbound {
                     .map(|s| s.block);
                 SyncResponse::Block(block)
             }
-            SyncRequest::DeliverKeys { document, version, wrapped } => {
-                match receive_keys(shared, from, document, version, &wrapped) {
-                    Ok(()) => {
-                        shared.metrics.keys_received.inc();
-                        tracing::info!(%document, version, issuer = %from.code, "document keys received");
-                        SyncResponse::Ack
-                    }
-                    Err(reason) => {
-                        shared.metrics.reject("key_delivery_refused");
-                        tracing::warn!(%document, version, from = %from.code, "key delivery refused: {reason}");
-                        SyncResponse::Nack(reason)
-                    }
+            SyncRequest::DeliverKeys {
+                document,
+                version,
+                wrapped,
+            } => match receive_keys(shared, from, document, version, &wrapped) {
+                Ok(()) => {
+                    shared.metrics.keys_received.inc();
+                    tracing::info!(%document, version, issuer = %from.code, "document keys received");
+                    SyncResponse::Ack
                 }
-            }
+                Err(reason) => {
+                    shared.metrics.reject("key_delivery_refused");
+                    tracing::warn!(%document, version, from = %from.code, "key delivery refused: {reason}");
+                    SyncResponse::Nack(reason)
+                }
+            },
         }
     }
 
@@ -316,9 +330,17 @@ fn receive_keys(
     if !record.recipients.contains(&shared.admin) {
         return Err("this administration is not a recipient".into());
     }
-    let keys = unwrap_keys(wrapped, shared.encryption_secret(), &wrap_info(&document, version))
-        .map_err(|e| e.to_string())?;
-    let Some(ciphertext) = shared.store.payload(&record.ciphertext_hash).map_err(|e| e.to_string())? else {
+    let keys = unwrap_keys(
+        wrapped,
+        shared.encryption_secret(),
+        &wrap_info(&document, version),
+    )
+    .map_err(|e| e.to_string())?;
+    let Some(ciphertext) = shared
+        .store
+        .payload(&record.ciphertext_hash)
+        .map_err(|e| e.to_string())?
+    else {
         let fetcher = shared.clone();
         let hash = record.ciphertext_hash;
         tokio::spawn(async move {
@@ -326,8 +348,15 @@ fn receive_keys(
         });
         return Err("ciphertext not here yet".into());
     };
-    let mut payload = open_and_check(&ciphertext, &keys, &document, version, record.kind, &record.commitment)
-        .map_err(|e| e.to_string())?;
+    let mut payload = open_and_check(
+        &ciphertext,
+        &keys,
+        &document,
+        version,
+        record.kind,
+        &record.commitment,
+    )
+    .map_err(|e| e.to_string())?;
     payload.zeroize();
     if let Err(e) = shared.vault.put(&document, version, &keys) {
         crate::storage::fatal("storing received document keys in the vault", &e);
@@ -339,11 +368,14 @@ fn receive_keys(
 /// genesis and is consistent (head block, index and state agree). Returns the head.
 pub fn prepare_store(store: &Store, genesis: &Genesis) -> Result<Head, StartError> {
     let chain_id = genesis.chain_id.clone();
-    let marker = blake3::hash(&crate::storage::encode(genesis)).as_bytes().to_vec();
+    let marker = blake3::hash(&crate::storage::encode(genesis))
+        .as_bytes()
+        .to_vec();
     // Apply genesis once; afterwards the store must belong to this genesis.
     let head = match (store.head()?, store.genesis_marker()?) {
         (None, _) => {
-            let executed = ledger::genesis(store, genesis).map_err(|e| StartError::Other(format!("genesis: {e}")))?;
+            let executed = ledger::genesis(store, genesis)
+                .map_err(|e| StartError::Other(format!("genesis: {e}")))?;
             let head = Head {
                 height: 0,
                 digest: Block::genesis(chain_id.as_bytes()).digest(),
@@ -357,7 +389,10 @@ pub fn prepare_store(store: &Store, genesis: &Genesis) -> Result<Head, StartErro
         }
         (Some(head), Some(m)) if m == marker => head,
         (Some(_), _) => {
-            return Err(StorageError::WrongGenesis("genesis.json differs from the one this store was created with".into()).into())
+            return Err(StorageError::WrongGenesis(
+                "genesis.json differs from the one this store was created with".into(),
+            )
+            .into())
         }
     };
     let state_hash = ledger::app_hash(store).map_err(|e| StorageError::Corrupted(e.to_string()))?;
@@ -375,7 +410,11 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
     let head = prepare_store(&store, &genesis)?;
 
     // Validators: the active administrations, in genesis order.
-    let validator_admins: Vec<&carnet_contracts::Administration> = genesis.administrations.iter().filter(|a| a.active).collect();
+    let validator_admins: Vec<&carnet_contracts::Administration> = genesis
+        .administrations
+        .iter()
+        .filter(|a| a.active)
+        .collect();
     let keys = validator_admins
         .iter()
         .map(|a| ed25519_dalek::VerifyingKey::from_bytes(&a.validator_key.0))
@@ -418,9 +457,19 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
     // Network: allow exactly the genesis members.
     let mut members = HashMap::new();
     for a in &genesis.administrations {
-        let peer = peer_id_of(&a.node_key.0).ok_or_else(|| StartError::Other(format!("node key of {} is not ed25519", a.code)))?;
-        let validator = validator_admins.iter().position(|v| v.code == a.code).map(|i| i as ValidatorIndex);
-        members.insert(peer, Member { code: a.code.clone(), validator });
+        let peer = peer_id_of(&a.node_key.0)
+            .ok_or_else(|| StartError::Other(format!("node key of {} is not ed25519", a.code)))?;
+        let validator = validator_admins
+            .iter()
+            .position(|v| v.code == a.code)
+            .map(|i| i as ValidatorIndex);
+        members.insert(
+            peer,
+            Member {
+                code: a.code.clone(),
+                validator,
+            },
+        );
     }
     let mut secret = home.node_key.to_bytes();
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret)
@@ -435,11 +484,26 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
         .config
         .peers
         .iter()
-        .map(|p| p.parse().map_err(|e| StartError::Other(format!("peer `{p}`: {e}"))))
+        .map(|p| {
+            p.parse()
+                .map_err(|e| StartError::Other(format!("peer `{p}`: {e}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let inbound = Arc::new(NodeInbound { shared: shared.clone() });
-    let network = p2p::spawn(keypair, NetConfig { listen, peers, members }, inbound, metrics.clone(), shared.net_status.clone())
-        .map_err(StartError::Other)?;
+    let inbound = Arc::new(NodeInbound {
+        shared: shared.clone(),
+    });
+    let network = p2p::spawn(
+        keypair,
+        NetConfig {
+            listen,
+            peers,
+            members,
+        },
+        inbound,
+        metrics.clone(),
+        shared.net_status.clone(),
+    )
+    .map_err(StartError::Other)?;
     let _ = shared.net.set(network);
 
     // API.
@@ -462,7 +526,9 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
             let last_finalized = if head.height == 0 {
                 None
             } else {
-                let stored = store.block(head.height)?.ok_or_else(|| StorageError::Corrupted("head block missing".into()))?;
+                let stored = store
+                    .block(head.height)?
+                    .ok_or_else(|| StorageError::Corrupted("head block missing".into()))?;
                 Some((stored.block, stored.finalization))
             };
             let safety = store.safety_records(0)?;
@@ -472,9 +538,22 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
             config.retry_timeout_ms = home.config.consensus.retry_timeout_ms;
             config.max_block_bytes = p2p::MAX_GOSSIP_BYTES - 64 * 1024;
             let signer = Ed25519Signer::new(index as ValidatorIndex, home.validator_key.clone());
-            let engine = Engine::new(config, signer, Restored { safety, last_finalized });
+            let engine = Engine::new(
+                config,
+                signer,
+                Restored {
+                    safety,
+                    last_finalized,
+                },
+            );
             tracing::info!(validator = index, administration = %admin, "consensus starting");
-            let driver = Driver::new(shared.clone(), engine, driver_tx, head, home.config.consensus.empty_block_interval_ms);
+            let driver = Driver::new(
+                shared.clone(),
+                engine,
+                driver_tx,
+                head,
+                home.config.consensus.empty_block_interval_ms,
+            );
             driver.run(driver_rx).await;
         }
         None => {

@@ -18,7 +18,10 @@ use carnet_contracts::{AdminCode, DocumentId, SignedTransaction};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{allow_block_list, gossipsub, noise, request_response, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{
+    allow_block_list, gossipsub, noise, request_response, tcp, yamux, Multiaddr, PeerId,
+    StreamProtocol, Swarm,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -118,9 +121,16 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io
     Ok(buf)
 }
 
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8], limit: usize) -> io::Result<()> {
+async fn write_frame<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    bytes: &[u8],
+    limit: usize,
+) -> io::Result<()> {
     if bytes.len() > limit {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame over the limit"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "frame over the limit",
+        ));
     }
     io.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
     io.write_all(bytes).await?;
@@ -137,21 +147,39 @@ impl request_response::Codec for SyncCodec {
     type Request = SyncRequest;
     type Response = SyncResponse;
 
-    async fn read_request<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest> {
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<SyncRequest> {
         let bytes = read_frame(io, MAX_REQUEST_BYTES).await?;
         bounded_decode(&bytes, MAX_REQUEST_BYTES).map_err(invalid)
     }
 
-    async fn read_response<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse> {
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<SyncResponse> {
         let bytes = read_frame(io, MAX_RESPONSE_BYTES).await?;
         bounded_decode(&bytes, MAX_RESPONSE_BYTES).map_err(invalid)
     }
 
-    async fn write_request<T: AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, req: SyncRequest) -> io::Result<()> {
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: SyncRequest,
+    ) -> io::Result<()> {
         write_frame(io, &crate::storage::encode(&req), MAX_REQUEST_BYTES).await
     }
 
-    async fn write_response<T: AsyncWrite + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T, res: SyncResponse) -> io::Result<()> {
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: SyncResponse,
+    ) -> io::Result<()> {
         write_frame(io, &crate::storage::encode(&res), MAX_RESPONSE_BYTES).await
     }
 }
@@ -210,10 +238,19 @@ impl Network {
     }
 
     /// Sends a request and waits for its answer at most `timeout`.
-    pub async fn request(&self, peer: Option<PeerId>, request: SyncRequest, timeout: Duration) -> Result<SyncResponse, String> {
+    pub async fn request(
+        &self,
+        peer: Option<PeerId>,
+        request: SyncRequest,
+        timeout: Duration,
+    ) -> Result<SyncResponse, String> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(NetCommand::Request { peer, request, reply })
+            .send(NetCommand::Request {
+                peer,
+                request,
+                reply,
+            })
             .await
             .map_err(|_| "network stopped".to_string())?;
         match tokio::time::timeout(timeout, rx).await {
@@ -250,7 +287,11 @@ pub fn spawn(
     let local_peer_id = keypair.public().to_peer_id();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| format!("transport: {e}"))?
         .with_behaviour(|key| {
             let gossip_config = gossipsub::ConfigBuilder::default()
@@ -265,7 +306,10 @@ pub fn spawn(
             )?;
             let sync = request_response::Behaviour::with_codec(
                 SyncCodec,
-                [(StreamProtocol::new(SYNC_PROTOCOL), request_response::ProtocolSupport::Full)],
+                [(
+                    StreamProtocol::new(SYNC_PROTOCOL),
+                    request_response::ProtocolSupport::Full,
+                )],
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(256),
@@ -312,7 +356,8 @@ pub fn spawn(
     })
 }
 
-type Pending = HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>;
+type Pending =
+    HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>;
 
 struct NetworkTask {
     swarm: Swarm<CarnetBehaviour>,
@@ -378,7 +423,11 @@ impl NetworkTask {
         match command {
             NetCommand::PublishConsensus(bytes) => self.publish(TOPIC_CONSENSUS, bytes),
             NetCommand::PublishTx(bytes) => self.publish(TOPIC_TX, bytes),
-            NetCommand::Request { peer, request, reply } => {
+            NetCommand::Request {
+                peer,
+                request,
+                reply,
+            } => {
                 let peer = match peer {
                     Some(p) => Some(p),
                     None => {
@@ -406,24 +455,32 @@ impl NetworkTask {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "p2p listening");
             }
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
-                if num_established.get() == 1 {
-                    self.connected.insert(peer_id);
-                    self.update_peers();
-                    if let Some(member) = self.config.members.get(&peer_id) {
-                        tracing::info!(%peer_id, administration = %member.code, "peer connected");
-                        self.inbound.connected(member);
-                    }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } if num_established.get() == 1 => {
+                self.connected.insert(peer_id);
+                self.update_peers();
+                if let Some(member) = self.config.members.get(&peer_id) {
+                    tracing::info!(%peer_id, administration = %member.code, "peer connected");
+                    self.inbound.connected(member);
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
-                if num_established == 0 {
-                    self.connected.remove(&peer_id);
-                    self.update_peers();
-                    tracing::info!(%peer_id, "peer disconnected");
-                }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.connected.remove(&peer_id);
+                self.update_peers();
+                tracing::info!(%peer_id, "peer disconnected");
             }
-            SwarmEvent::IncomingConnectionError { error, send_back_addr, .. } => {
+            SwarmEvent::IncomingConnectionError {
+                error,
+                send_back_addr,
+                ..
+            } => {
                 if let libp2p::swarm::ListenError::Denied { cause } = &error {
                     self.metrics.refused_connections.inc();
                     tracing::warn!(%send_back_addr, "refused connection from a peer outside the genesis members: {cause}");
@@ -447,7 +504,9 @@ impl NetworkTask {
 
     fn update_peers(&self) {
         let n = self.connected.len();
-        self.status.connected.store(n, std::sync::atomic::Ordering::Relaxed);
+        self.status
+            .connected
+            .store(n, std::sync::atomic::Ordering::Relaxed);
         self.metrics.peers.set(n as i64);
     }
 
@@ -456,7 +515,11 @@ impl NetworkTask {
             return;
         };
         // Strict validation guarantees a verified signature by `source`.
-        let Some(member) = message.source.and_then(|s| self.config.members.get(&s)).cloned() else {
+        let Some(member) = message
+            .source
+            .and_then(|s| self.config.members.get(&s))
+            .cloned()
+        else {
             self.metrics.reject("gossip_unknown_source");
             return;
         };
@@ -489,7 +552,9 @@ impl NetworkTask {
     fn sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
                     let response = match self.config.members.get(&peer) {
                         Some(member) => self.inbound.request(member, request),
                         None => {
@@ -497,17 +562,31 @@ impl NetworkTask {
                             SyncResponse::Nack("not a member".into())
                         }
                     };
-                    if self.swarm.behaviour_mut().sync.send_response(channel, response).is_err() {
+                    if self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, response)
+                        .is_err()
+                    {
                         tracing::debug!(%peer, "response not sent: stream closed");
                     }
                 }
-                request_response::Message::Response { request_id, response } => {
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
                     if let Some(reply) = self.pending.remove(&request_id) {
                         let _ = reply.send(Ok(response));
                     }
                 }
             },
-            request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
+            request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                peer,
+                ..
+            } => {
                 tracing::debug!(%peer, "sync request failed: {error}");
                 if let Some(reply) = self.pending.remove(&request_id) {
                     let _ = reply.send(Err(error.to_string()));

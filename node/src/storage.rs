@@ -95,6 +95,9 @@ pub struct TxLocation {
     pub index: u32,
 }
 
+/// Key/value pairs read from a column family, in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Everything one finalized block writes, applied atomically by [`Store::commit_block`].
 #[derive(Debug, Default)]
 pub struct BlockWrite {
@@ -230,7 +233,7 @@ impl Store {
         cf: &str,
         prefix: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    ) -> Result<Entries, StorageError> {
         let iter = self.db.iterator_cf_opt(
             self.cf(cf),
             checked_read(),
@@ -341,7 +344,11 @@ impl Store {
         batch.put_cf(self.cf(CF_META), META_GENESIS, marker);
         batch.put_cf(self.cf(CF_META), META_HEAD, encode(head));
         batch.put_cf(self.cf(CF_META), META_GENESIS_HEAD, encode(head));
-        batch.put_cf(self.cf(CF_BLOCK_INDEX), head.digest, head.height.to_be_bytes());
+        batch.put_cf(
+            self.cf(CF_BLOCK_INDEX),
+            head.digest,
+            head.height.to_be_bytes(),
+        );
         Ok(self.db.write_opt(batch, &synced())?)
     }
 
@@ -383,13 +390,12 @@ impl Store {
         for (k, v) in &write.outbox {
             batch.put_cf(cf_outbox, k, v);
         }
-        if stored.block.view > 0 {
-            batch.delete_range_cf(
-                self.cf(CF_SAFETY),
-                0u64.to_be_bytes(),
-                stored.block.view.to_be_bytes(),
-            );
-        }
+        // The engine never votes again at or below a finalized view.
+        batch.delete_range_cf(
+            self.cf(CF_SAFETY),
+            0u64.to_be_bytes(),
+            stored.block.view.saturating_add(1).to_be_bytes(),
+        );
         batch.put_cf(self.cf(CF_META), META_HEAD, encode(&head));
         self.db.write_opt(batch, &synced())?;
         Ok(head)
@@ -481,7 +487,7 @@ impl<'a> StateOverlay<'a> {
     }
 
     /// Entries whose key starts with `prefix`, committed state merged with the overlay.
-    pub fn scan(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    pub fn scan(&self, prefix: &[u8], limit: usize) -> Result<Entries, StorageError> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
             .store
             .scan_prefix(CF_STATE, prefix, limit.saturating_add(self.changes.len()))?
@@ -530,7 +536,12 @@ mod tests {
     }
 
     fn block_write(height: u64, parent: Digest, app_hash: [u8; 32]) -> BlockWrite {
-        let block = Block { view: height, height, parent, payload: vec![height as u8; 10] };
+        let block = Block {
+            view: height,
+            height,
+            parent,
+            payload: vec![height as u8; 10],
+        };
         let digest = block.digest();
         let mut state = BTreeMap::new();
         state.insert(b"app".to_vec(), Some(app_hash.to_vec()));
@@ -565,10 +576,28 @@ mod tests {
         let head1;
         {
             let store = Store::open(dir.path()).unwrap();
-            store.commit_genesis(b"g", &BTreeMap::new(), &genesis_head()).unwrap();
-            store.put_safety(&SafetyRecord { view: 1, notarized: Some([5; 32]), nullified: false, finalized: None }).unwrap();
-            store.put_safety(&SafetyRecord { view: 3, notarized: None, nullified: true, finalized: None }).unwrap();
-            head1 = store.commit_block(block_write(1, genesis_head().digest, [2; 32])).unwrap();
+            store
+                .commit_genesis(b"g", &BTreeMap::new(), &genesis_head())
+                .unwrap();
+            store
+                .put_safety(&SafetyRecord {
+                    view: 1,
+                    notarized: Some([5; 32]),
+                    nullified: false,
+                    finalized: None,
+                })
+                .unwrap();
+            store
+                .put_safety(&SafetyRecord {
+                    view: 3,
+                    notarized: None,
+                    nullified: true,
+                    finalized: None,
+                })
+                .unwrap();
+            head1 = store
+                .commit_block(block_write(1, genesis_head().digest, [2; 32]))
+                .unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let head = store.head().unwrap().unwrap();
@@ -576,10 +605,18 @@ mod tests {
         let stored = store.block(1).unwrap().unwrap();
         assert_eq!(stored.block.digest(), head.digest);
         assert_eq!(store.height_of(&head.digest).unwrap(), Some(1));
-        assert_eq!(store.tx_location(&[1; 32]).unwrap(), Some(TxLocation { height: 1, index: 0 }));
+        assert_eq!(
+            store.tx_location(&[1; 32]).unwrap(),
+            Some(TxLocation {
+                height: 1,
+                index: 0
+            })
+        );
         assert_eq!(store.payload(&[0xAA; 32]).unwrap(), Some(vec![1, 2, 3]));
         assert_eq!(store.get_raw(CF_STATE, b"k1").unwrap(), Some(vec![1]));
-        store.check_consistency(&head, state_app_hash(&store)).unwrap();
+        store
+            .check_consistency(&head, state_app_hash(&store))
+            .unwrap();
         // Safety records at or below the finalized view are pruned in the same batch.
         let safety = store.safety_records(0).unwrap();
         assert_eq!(safety.iter().map(|r| r.view).collect::<Vec<_>>(), vec![3]);
@@ -597,37 +634,66 @@ mod tests {
         overlay.write(b"doc/3", Some(b"three".to_vec()));
         assert_eq!(overlay.read(b"doc/1").unwrap(), Some(b"new".to_vec()));
         assert_eq!(overlay.read(b"doc/2").unwrap(), None);
-        let scanned: Vec<Vec<u8>> = overlay.scan(b"doc/", 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        let scanned: Vec<Vec<u8>> = overlay
+            .scan(b"doc/", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(scanned, vec![b"doc/1".to_vec(), b"doc/3".to_vec()]);
         // Nothing written yet.
-        assert_eq!(store.get_raw(CF_STATE, b"doc/1").unwrap(), Some(b"old".to_vec()));
+        assert_eq!(
+            store.get_raw(CF_STATE, b"doc/1").unwrap(),
+            Some(b"old".to_vec())
+        );
         assert_eq!(store.get_raw(CF_STATE, b"doc/3").unwrap(), None);
         let changes = overlay.changes;
         let mut write = block_write(1, [9; 32], [2; 32]);
         write.state.extend(changes);
         store.commit_block(write).unwrap();
-        assert_eq!(store.get_raw(CF_STATE, b"doc/1").unwrap(), Some(b"new".to_vec()));
+        assert_eq!(
+            store.get_raw(CF_STATE, b"doc/1").unwrap(),
+            Some(b"new".to_vec())
+        );
         assert_eq!(store.get_raw(CF_STATE, b"doc/2").unwrap(), None);
-        assert_eq!(store.get_raw(CF_STATE, b"doc/3").unwrap(), Some(b"three".to_vec()));
+        assert_eq!(
+            store.get_raw(CF_STATE, b"doc/3").unwrap(),
+            Some(b"three".to_vec())
+        );
     }
 
     #[test]
     fn inconsistent_head_is_detected() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.commit_genesis(b"g", &BTreeMap::new(), &genesis_head()).unwrap();
-        let head = store.commit_block(block_write(1, genesis_head().digest, [2; 32])).unwrap();
+        store
+            .commit_genesis(b"g", &BTreeMap::new(), &genesis_head())
+            .unwrap();
+        let head = store
+            .commit_block(block_write(1, genesis_head().digest, [2; 32]))
+            .unwrap();
         store.check_consistency(&head, [2; 32]).unwrap();
         // State whose app hash differs from the head's.
-        assert!(matches!(store.check_consistency(&head, [3; 32]), Err(StorageError::Corrupted(_))));
+        assert!(matches!(
+            store.check_consistency(&head, [3; 32]),
+            Err(StorageError::Corrupted(_))
+        ));
         // A head naming a digest the block at that height does not have.
         let mut forged = head.clone();
         forged.digest = [7; 32];
-        store.put_raw(CF_BLOCK_INDEX, &forged.digest, &1u64.to_be_bytes()).unwrap();
-        assert!(matches!(store.check_consistency(&forged, [2; 32]), Err(StorageError::Corrupted(_))));
+        store
+            .put_raw(CF_BLOCK_INDEX, &forged.digest, &1u64.to_be_bytes())
+            .unwrap();
+        assert!(matches!(
+            store.check_consistency(&forged, [2; 32]),
+            Err(StorageError::Corrupted(_))
+        ));
         // A head whose block is missing.
         store.delete_raw(CF_BLOCKS, &1u64.to_be_bytes()).unwrap();
-        assert!(matches!(store.check_consistency(&head, [2; 32]), Err(StorageError::Corrupted(_))));
+        assert!(matches!(
+            store.check_consistency(&head, [2; 32]),
+            Err(StorageError::Corrupted(_))
+        ));
     }
 
     #[test]
@@ -635,10 +701,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            store.commit_genesis(b"g", &BTreeMap::new(), &genesis_head()).unwrap();
+            store
+                .commit_genesis(b"g", &BTreeMap::new(), &genesis_head())
+                .unwrap();
             let mut write = block_write(1, genesis_head().digest, [2; 32]);
             for i in 0..2000u32 {
-                write.state.insert(format!("state/{i:06}").into_bytes(), Some(vec![(i % 251) as u8; 100]));
+                write.state.insert(
+                    format!("state/{i:06}").into_bytes(),
+                    Some(vec![(i % 251) as u8; 100]),
+                );
             }
             store.commit_block(write).unwrap();
             store.flush().unwrap();
@@ -659,7 +730,9 @@ mod tests {
         }
         assert!(corrupted > 0, "test needs an SST file with state in it");
         let outcome = Store::open(dir.path()).and_then(|store| {
-            let head = store.head()?.ok_or_else(|| StorageError::Corrupted("no head".into()))?;
+            let head = store
+                .head()?
+                .ok_or_else(|| StorageError::Corrupted("no head".into()))?;
             let app = state_app_hash(&store);
             store.check_consistency(&head, app)
         });

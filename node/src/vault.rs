@@ -11,7 +11,7 @@ use carnet_contracts::envelope::DocumentKeys;
 use carnet_contracts::DocumentId;
 use zeroize::Zeroizing;
 
-use crate::storage::{Store, StorageError, CF_VAULT};
+use crate::storage::{StorageError, Store, CF_VAULT};
 
 /// Errors of a vault. A failed `put` or `destroy` is fatal to the caller.
 #[derive(Debug, thiserror::Error)]
@@ -20,12 +20,19 @@ pub enum VaultError {
     Storage(#[from] StorageError),
     #[error("vault entry for {0} is malformed")]
     Malformed(String),
+    #[error("hardware security module: {0}")]
+    Hsm(String),
 }
 
 /// Storage of document keys by (document, version).
 pub trait KeyVault: Send + Sync {
     /// Stores the keys of one document version (idempotent).
-    fn put(&self, document: &DocumentId, version: u32, keys: &DocumentKeys) -> Result<(), VaultError>;
+    fn put(
+        &self,
+        document: &DocumentId,
+        version: u32,
+        keys: &DocumentKeys,
+    ) -> Result<(), VaultError>;
     /// The keys, if this node holds them.
     fn get(&self, document: &DocumentId, version: u32) -> Result<Option<DocumentKeys>, VaultError>;
     /// Destroys the keys; afterwards `get` returns `None`.
@@ -52,7 +59,12 @@ impl RocksVault {
 }
 
 impl KeyVault for RocksVault {
-    fn put(&self, document: &DocumentId, version: u32, keys: &DocumentKeys) -> Result<(), VaultError> {
+    fn put(
+        &self,
+        document: &DocumentId,
+        version: u32,
+        keys: &DocumentKeys,
+    ) -> Result<(), VaultError> {
         let value = keys.to_bytes();
         self.store
             .put_raw_synced(CF_VAULT, &vault_key(document, version), &value[..])?;
@@ -60,7 +72,10 @@ impl KeyVault for RocksVault {
     }
 
     fn get(&self, document: &DocumentId, version: u32) -> Result<Option<DocumentKeys>, VaultError> {
-        let Some(value) = self.store.get_raw(CF_VAULT, &vault_key(document, version))? else {
+        let Some(value) = self
+            .store
+            .get_raw(CF_VAULT, &vault_key(document, version))?
+        else {
             return Ok(None);
         };
         let value = Zeroizing::new(value);
@@ -110,7 +125,10 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let vault = RocksVault::new(store);
         let id = DocumentId([7u8; 16]);
-        assert!(vault.get(&id, 1).unwrap().is_none(), "destroyed keys stay destroyed");
+        assert!(
+            vault.get(&id, 1).unwrap().is_none(),
+            "destroyed keys stay destroyed"
+        );
         assert_eq!(vault.get(&id, 2).unwrap().unwrap().salt[..], [4u8; 32]);
     }
 }

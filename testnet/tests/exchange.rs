@@ -195,6 +195,39 @@ fn post_documents(client: &NodeClient, body: &[u8], headers: Option<&SignedHeade
     response.expect("node answers").status
 }
 
+/// POST /v1/documents over a bare TCP socket: the node may answer 413 and close before
+/// the whole body is written, which an HTTP client reports as a broken pipe.
+fn post_raw_tcp(client: &NodeClient, body: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let h = client.sign(
+        "POST",
+        "/v1/documents",
+        carnet_cli::client::next_timestamp_ms(),
+        body,
+    );
+    let addr = client.base().trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/documents HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-carnet-key: {}\r\nx-carnet-timestamp: {}\r\nx-carnet-signature: {}\r\nconnection: close\r\n\r\n",
+        body.len(),
+        h.key,
+        h.timestamp_ms,
+        h.signature
+    );
+    stream.write_all(head.as_bytes()).expect("write head");
+    let _ = stream.write_all(body); // may fail once the node has answered and closed
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in answer: {text:?}"))
+}
+
 fn submission_body(kind: &str, ucr: &str, to: &[&str], payload: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "kind": kind, "ucr": ucr, "recipients": to, "payload": payload,
@@ -290,7 +323,20 @@ fn bad_input_changes_nothing(net: &TestNetwork) {
     assert_eq!(post_documents(&xa, truncated, None), 400, "truncated body");
     let huge_payload = format!("{{\"filler\":\"{}\"}}", "x".repeat(1024 * 1024));
     let huge = submission_body("export-declaration", &ucr, &["XB"], &huge_payload);
-    assert_eq!(post_documents(&xa, &huge, None), 413, "oversized body");
+    assert_eq!(post_raw_tcp(&xa, &huge), 413, "oversized body");
+    let err = xa
+        .submit(&Submission {
+            kind: "export-declaration".into(),
+            ucr: ucr.clone(),
+            recipients: vec!["XB".into()],
+            payload: huge_payload.clone(),
+        })
+        .unwrap_err();
+    assert_eq!(
+        (err.exit_code(), err.code.as_str()),
+        (2, "too_large"),
+        "{err}"
+    );
 
     // Payload not JSON, unknown kind, recipient not a member: HTTP 400, CLI exit 2.
     let not_json = submission_body("export-declaration", &ucr, &["XB"], "copper, 24 t");
