@@ -9,25 +9,30 @@ cargo build --release --workspace --all-targets
 
 BIN="$PWD/target/release"
 export CARNET_BIN_DIR="$BIN"
+export PATH="$BIN:$PATH"
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/carnet-demo.XXXXXX")"
-NET="$DIR/net"
+cd "$DIR"
+NET=net
 
+# Echoes a command (shell-quoted) before running it.
 run() {
-  printf '\n\033[1m$ %s\033[0m\n' "$*"
+  printf '\n\033[1m$'
+  printf ' %q' "$@"
+  printf '\033[0m\n'
   "$@"
 }
 
 cleanup() {
-  "$BIN/carnet-testnet" down --dir "$NET" >/dev/null 2>&1 || true
+  carnet-testnet down --dir "$NET" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
-run "$BIN/carnet-testnet" init --nodes 4 --dir "$NET"
-run "$BIN/carnet-testnet" up --dir "$NET"
-run "$BIN/carnet-testnet" status --dir "$NET"
+run carnet-testnet init --nodes 4 --dir "$NET"
+run carnet-testnet up --dir "$NET"
+run carnet-testnet status --dir "$NET"
 
 UCR="24XA$(date +%s)-EXP-0001"
-cat > "$DIR/export.json" <<JSON
+cat > export.json <<JSON
 {
   "ucr": "$UCR",
   "declarant": "Adjikistan Copper Exports Ltd",
@@ -40,22 +45,22 @@ JSON
 
 echo
 echo "# XA (Adjikistan) exports copper to XB (Borastria): the XA officer submits the declaration."
-run "$BIN/carnet" --profile "$NET/profiles/XA.toml" status
-run "$BIN/carnet" --profile "$NET/profiles/XA.toml" doc submit \
-  --kind export-declaration --ucr "$UCR" --to XB --file "$DIR/export.json"
-ID="$("$BIN/carnet" --profile "$NET/profiles/XA.toml" --output json doc find --ucr "$UCR" \
+run carnet --profile "$NET/profiles/XA.toml" status
+run carnet --profile "$NET/profiles/XA.toml" doc submit \
+  --kind export-declaration --ucr "$UCR" --to XB --file export.json
+ID="$(carnet --profile "$NET/profiles/XA.toml" --output json doc find --ucr "$UCR" \
   | sed -n 's/.*"id": *"\([0-9a-f]*\)".*/\1/p' | head -n1)"
 
 echo
 echo "# XB (Borastria) finds the consignment by its UCR and reads the declaration."
-run "$BIN/carnet" --profile "$NET/profiles/XB.toml" doc find --ucr "$UCR"
-run "$BIN/carnet" --profile "$NET/profiles/XB.toml" doc show "$ID"
-run "$BIN/carnet" --profile "$NET/profiles/XB.toml" doc decrypt "$ID" --purpose "import clearance"
+run carnet --profile "$NET/profiles/XB.toml" doc find --ucr "$UCR"
+run carnet --profile "$NET/profiles/XB.toml" doc show "$ID"
+run carnet --profile "$NET/profiles/XB.toml" doc decrypt "$ID" --purpose "import clearance"
 
 echo
 echo "# XC (Concordia) is not a recipient: the node refuses (exit code 3 = denied)."
 set +e
-run "$BIN/carnet" --profile "$NET/profiles/XC.toml" doc decrypt "$ID" --purpose "curiosity"
+run carnet --profile "$NET/profiles/XC.toml" doc decrypt "$ID" --purpose "curiosity"
 code=$?
 set -e
 echo "exit code: $code"
@@ -65,8 +70,9 @@ if [ "$code" -ne 3 ]; then
 fi
 
 echo
-run "$BIN/carnet-testnet" down --dir "$NET"
+run carnet-testnet down --dir "$NET"
 trap - EXIT
+cd /
 rm -rf "$DIR"
 echo
 echo "demo: done"

@@ -38,6 +38,8 @@ const CIPHERTEXT_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 const SYNC_BATCH: u32 = 64;
 const SYNC_PERIOD: Duration = Duration::from_secs(2);
 const SYNC_STALL: Duration = Duration::from_secs(3);
+/// A finalization this many views ahead of ours triggers catch-up at once.
+const SYNC_VIEW_GAP: u64 = 8;
 
 /// Everything the driver reacts to.
 #[derive(Debug)]
@@ -149,7 +151,17 @@ impl Driver {
         match self.engine.handle(input) {
             Ok(outputs) => self.execute_outputs(outputs),
             Err(e) => {
-                self.shared.metrics.reject("consensus_rejected");
+                use carnet_consensus::ConsensusError as E;
+                // Stale and duplicate inputs are normal with gossip; the rest are not.
+                let reason = match e {
+                    E::ViewTooOld { .. }
+                    | E::ViewTooFarAhead { .. }
+                    | E::ViewBehindWindow { .. } => "consensus_out_of_window",
+                    E::DuplicateVote { .. } | E::UnexpectedBlock(_) => "consensus_duplicate",
+                    E::InvalidSignature | E::UnknownSigner(_) => "consensus_bad_signature",
+                    _ => "consensus_invalid",
+                };
+                self.shared.metrics.reject(reason);
                 tracing::debug!("consensus input rejected: {e}");
             }
         }
@@ -158,8 +170,18 @@ impl Driver {
     fn handle(&mut self, event: DriverEvent) {
         match event {
             DriverEvent::Consensus { from, message } => {
-                if let Message::Proposal { block, .. } = &message {
-                    self.remember(block);
+                match &message {
+                    Message::Proposal { block, .. } => self.remember(block),
+                    // A peer finalized far beyond our view: fetch the chain rather than
+                    // crawl view by view.
+                    Message::Certificate(cert)
+                        if cert.kind == VoteKind::Finalize
+                            && cert.view > self.engine.view() + SYNC_VIEW_GAP =>
+                    {
+                        self.behind = true;
+                        self.request_sync();
+                    }
+                    _ => {}
                 }
                 self.feed(Input::Message { from, message });
             }

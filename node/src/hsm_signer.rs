@@ -266,7 +266,7 @@ impl Signer for Pkcs11Signer {
             .verify_strict(message, &signature)
             .map_err(|_| {
                 SignerError(format!(
-                    "hardware security module: the signature of key {:?} does not verify against its public key",
+                    "hardware security module: a signature by key {:?} does not verify",
                     self.label
                 ))
             })?;

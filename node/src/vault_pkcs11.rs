@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use carnet_contracts::envelope::DocumentKeys;
 use carnet_contracts::DocumentId;
@@ -170,13 +170,40 @@ pub fn find_token(pkcs11: &Pkcs11, label: &str) -> Result<Slot, VaultError> {
     }
 }
 
+/// The lock every PKCS#11 call on one token of one module goes through, in this process.
+///
+/// Serialising per token rather than per session is deliberate: SoftHSM2 2.6.1 (Debian's)
+/// returns `CKR_GENERAL_ERROR` from `C_CreateObject` when another session runs
+/// `C_FindObjects` at the same moment (SoftHSMv2 issue #573), and the vault's and the
+/// signer's load (a few calls per block) does not need parallel sessions.
+fn token_lock(module: &Path, slot: Slot) -> Arc<Mutex<()>> {
+    type Locks = Mutex<HashMap<(PathBuf, Slot), Arc<Mutex<()>>>>;
+    static LOCKS: OnceLock<Locks> = OnceLock::new();
+    LOCKS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry((module.to_path_buf(), slot))
+        .or_default()
+        .clone()
+}
+
 /// One logged-in read-write session on one token, safe to share between threads.
 pub struct TokenSession {
     pkcs11: Pkcs11,
     slot: Slot,
     token_label: String,
     pin: AuthPin,
+    token_lock: Arc<Mutex<()>>,
     session: Mutex<Option<Session>>,
+}
+
+impl Drop for TokenSession {
+    fn drop(&mut self) {
+        // C_CloseSession under the token lock too (SoftHSMv2 issue #464).
+        let (_token, mut session) = self.lock();
+        drop(session.take());
+    }
 }
 
 impl std::fmt::Debug for TokenSession {
@@ -216,10 +243,11 @@ impl TokenSession {
             slot,
             token_label: config.token_label.clone(),
             pin,
+            token_lock: token_lock(&config.module, slot),
             session: Mutex::new(None),
         };
         {
-            let mut guard = token.lock();
+            let (_token, mut guard) = token.lock();
             token.ensure_session(&mut guard)?;
         }
         Ok(token)
@@ -230,12 +258,18 @@ impl TokenSession {
         &self.token_label
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Session>> {
-        // A panic while holding the lock cannot leave a PKCS#11 call half done (each call
-        // is one C function), so the session is still usable.
-        self.session
+    /// The token lock, then this session's lock. A panic while holding them cannot leave
+    /// a PKCS#11 call half done (each call is one C function), so poisoning is ignored.
+    fn lock(&self) -> (MutexGuard<'_, ()>, MutexGuard<'_, Option<Session>>) {
+        let token = self
+            .token_lock
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (token, session)
     }
 
     fn login(&self, session: &Session) -> Result<(), VaultError> {
@@ -296,7 +330,7 @@ impl TokenSession {
         mut op: impl FnMut(&Session) -> Result<T, CkError>,
     ) -> Result<T, VaultError> {
         const ATTEMPTS: usize = 3;
-        let mut guard = self.lock();
+        let (_token, mut guard) = self.lock();
         let mut last = None;
         for _ in 0..ATTEMPTS {
             let session = self.ensure_session(&mut guard)?;
@@ -330,7 +364,8 @@ impl TokenSession {
     /// Logs the session out (tests use it to exercise the re-login path).
     #[cfg(test)]
     pub(crate) fn logout_for_test(&self) {
-        if let Some(session) = self.lock().as_ref() {
+        let (_token, guard) = self.lock();
+        if let Some(session) = guard.as_ref() {
             session.logout().expect("C_Logout");
         }
     }
@@ -443,7 +478,7 @@ impl KeyVault for Pkcs11Vault {
 
     fn destroy(&self, document: &DocumentId, version: u32) -> Result<(), VaultError> {
         let what = format!("destroying the keys of {document} v{version}");
-        self.token.run(&what, |session| {
+        let left = self.token.run(&what, |session| {
             for object in session.find_objects(&find_template(document, version))? {
                 match session.destroy_object(object) {
                     // Destroyed by a previous attempt of this very call: fine.
@@ -451,8 +486,18 @@ impl KeyVault for Pkcs11Vault {
                     Err(e) => return Err(e),
                 }
             }
-            Ok(())
-        })
+            // Some tokens drop the handle before the object is really gone (SoftHSMv2
+            // issue #903): look again rather than trust the return code.
+            Ok(session
+                .find_objects(&find_template(document, version))?
+                .len())
+        })?;
+        match left {
+            0 => Ok(()),
+            n => Err(VaultError::Hsm(format!(
+                "{what}: {n} object(s) still on the token after C_DestroyObject"
+            ))),
+        }
     }
 }
 

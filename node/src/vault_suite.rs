@@ -250,16 +250,17 @@ struct SoftHsm {
 }
 
 fn find_softhsm2() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("CARNET_TEST_PKCS11_MODULE") {
-        return Ok(PathBuf::from(path));
-    }
-    SOFTHSM2_MODULES
+    let candidates: Vec<PathBuf> = match std::env::var_os("CARNET_TEST_PKCS11_MODULE") {
+        Some(path) => vec![PathBuf::from(path)],
+        None => SOFTHSM2_MODULES.iter().map(PathBuf::from).collect(),
+    };
+    candidates
         .iter()
-        .map(PathBuf::from)
         .find(|path| path.exists())
+        .cloned()
         .ok_or_else(|| {
             format!(
-                "SoftHSM2 is not installed (no libsofthsm2.so in {SOFTHSM2_MODULES:?}); the PKCS#11 \
+                "SoftHSM2 is not installed (no PKCS#11 module at {candidates:?}); the PKCS#11 \
                  vault tests need it: `apt-get install softhsm2`, or run scripts/install-deps.sh \
                  (or set CARNET_TEST_PKCS11_MODULE to the module's path)"
             )

@@ -485,14 +485,18 @@ fn peer_outside_genesis_is_refused(net: &TestNetwork) {
     let ports = init::free_ports(2).unwrap();
     let summary =
         init::init_node_home(&node_binary, &home, "XH", "Hypothetica", ports[0], ports[1]).unwrap();
-    // Its own genesis (itself alone): a well-formed node that the network never admitted.
-    let genesis = init::build_genesis(
+    // Its own view of the world: the network's genesis with itself added, so it dials
+    // the members as peers; the members' genesis does not know it.
+    let network_genesis = std::fs::read_to_string(testnet.genesis_path()).unwrap();
+    let mut genesis: carnet_contracts::Genesis = serde_json::from_str(&network_genesis).unwrap();
+    let itself = init::build_genesis(
         "carnet-testnet",
-        carnet_cli::client::now_ms(),
+        genesis.genesis_time_ms,
         std::slice::from_ref(&summary),
         &[],
     )
     .unwrap();
+    genesis.administrations.extend(itself.administrations);
     init::write_genesis(&home.join("genesis.json"), &genesis).unwrap();
     let peers: Vec<String> = testnet.nodes.iter().map(NodeEntry::dial_addr).collect();
     init::set_peers(&home, &peers).unwrap();
@@ -632,6 +636,13 @@ fn thousand_documents_same_chain(net: &TestNetwork, marker: &str) {
 }
 
 fn plaintext_never_on_disk(net: &TestNetwork, markers: &[&str]) {
+    // The scan itself must be able to fail: it finds a marker that is there.
+    let control = tempfile::tempdir().unwrap();
+    let planted = write_file(control.path(), "planted.bin", &format!("x{}y", markers[0]));
+    assert_eq!(
+        files_containing(control.path(), markers[0].as_bytes()),
+        vec![planted]
+    );
     let mut scanned = 0;
     for node in &net.network.testnet.nodes {
         scanned += count_files(&node.home);

@@ -21,17 +21,23 @@ fn named_clients(net: &TestNetwork, codes: &[String]) -> Vec<(String, NodeClient
         .collect()
 }
 
-fn submit(net: &TestNetwork, from: &str, to: &str, ucr: &str, marker: &str) -> (Submitted, String) {
+fn submit(
+    net: &TestNetwork,
+    from: &str,
+    to: &[String],
+    ucr: &str,
+    marker: &str,
+) -> (Submitted, String) {
     let payload = export_declaration(ucr, marker);
     let client = net.network.testnet.client(from).unwrap();
     let submitted = client
         .submit(&Submission {
             kind: "export-declaration".into(),
             ucr: ucr.into(),
-            recipients: vec![to.into()],
+            recipients: to.to_vec(),
             payload: payload.clone(),
         })
-        .unwrap_or_else(|e| panic!("{from} → {to} submission failed: {e}"));
+        .unwrap_or_else(|e| panic!("{from} → {to:?} submission failed: {e}"));
     (submitted, payload)
 }
 
@@ -43,55 +49,63 @@ fn max_height(net: &TestNetwork, codes: &[String]) -> u64 {
         .unwrap_or(0)
 }
 
+/// A document and the administrations it is addressed to.
+struct Owed {
+    to: Vec<String>,
+    submitted: Submitted,
+    payload: String,
+}
+
 #[test]
 fn crash_faults_leader_kill_catch_up_and_quorum_loss() {
     let mut net = start_network(4);
     let codes = net.network.testnet.codes();
     let run = tag().to_uppercase();
 
-    // The leader of the current view is validator `view mod n` (genesis order).
-    let status = net.network.testnet.client("XA").unwrap().status().unwrap();
-    let victim = codes[(status.view % codes.len() as u64) as usize].clone();
-    let live: Vec<String> = codes.iter().filter(|c| **c != victim).cloned().collect();
-    let mut addressed_to_victim = Vec::new();
-    addressed_to_victim.push(submit(
-        &net,
-        &live[0],
-        &victim,
-        &format!("24{run}-BEFORE"),
-        "before the crash",
-    ));
+    // Before the crash: a document addressed to every administration.
+    let mut owed = Vec::new();
+    for (from, to) in [(0, codes[1..].to_vec()), (1, vec![codes[0].clone()])] {
+        let ucr = format!("24{run}-BEFORE-{from}");
+        let (submitted, payload) = submit(&net, &codes[from], &to, &ucr, "before the crash");
+        owed.push(Owed {
+            to,
+            submitted,
+            payload,
+        });
+    }
 
-    timed(
-        &format!("SIGKILL the leader {victim}; commits continue"),
-        || {
-            let view = net
-                .network
-                .testnet
-                .client(&live[0])
-                .unwrap()
-                .status()
-                .unwrap()
-                .view;
-            let leader = codes[(view % codes.len() as u64) as usize].clone();
-            eprintln!("[faults] view {view}: leader {leader}; killing {victim}");
-            assert!(net.network.kill(&victim).unwrap(), "{victim} was running");
-            let before = max_height(&net, &live);
-            for (i, from) in live.iter().enumerate() {
-                addressed_to_victim.push(submit(
-                    &net,
-                    from,
-                    &victim,
-                    &format!("24{run}-DOWN{i}"),
-                    "while it was down",
-                ));
-            }
-            net.network
-                .wait_for_height(&live, before + 3, Duration::from_secs(60))
-                .expect("the three live nodes keep committing");
-            assert!(!net.network.is_running(&victim));
-        },
-    );
+    // The leader of view v is validator `v mod n` (genesis order): kill the current one.
+    let victim = timed("SIGKILL the current leader; commits continue", || {
+        let view = net
+            .network
+            .testnet
+            .client(&codes[0])
+            .unwrap()
+            .status()
+            .unwrap()
+            .view;
+        let victim = codes[(view % codes.len() as u64) as usize].clone();
+        assert!(net.network.kill(&victim).unwrap(), "{victim} was running");
+        eprintln!("[faults] view {view}: killed its leader {victim}");
+        let live: Vec<String> = codes.iter().filter(|c| **c != victim).cloned().collect();
+        let before = max_height(&net, &live);
+        for (i, from) in live.iter().enumerate() {
+            let to = vec![victim.clone()];
+            let ucr = format!("24{run}-DOWN{i}");
+            let (submitted, payload) = submit(&net, from, &to, &ucr, "while it was down");
+            owed.push(Owed {
+                to,
+                submitted,
+                payload,
+            });
+        }
+        net.network
+            .wait_for_height(&live, before + 3, Duration::from_secs(60))
+            .expect("the three live nodes keep committing");
+        assert!(!net.network.is_running(&victim));
+        victim
+    });
+    let live: Vec<String> = codes.iter().filter(|c| **c != victim).cloned().collect();
 
     timed(
         &format!("restart {victim}; it catches up and decrypts all it is owed"),
@@ -102,23 +116,30 @@ fn crash_faults_leader_kill_catch_up_and_quorum_loss() {
                 .wait_for_height(std::slice::from_ref(&victim), target, CATCH_UP)
                 .expect("the restarted node catches up");
             let client = net.network.testnet.client(&victim).unwrap();
-            for (submitted, payload) in &addressed_to_victim {
+            let mut served = 0;
+            for doc in owed.iter().filter(|d| d.to.contains(&victim)) {
                 let started = Instant::now();
                 let decrypted = loop {
-                    match client.decrypt(&submitted.id, "catch-up check") {
+                    match client.decrypt(&doc.submitted.id, "catch-up check") {
                         Ok(d) => break d,
                         Err(e) if started.elapsed() < CATCH_UP => {
-                            eprintln!("[faults] {victim} cannot decrypt {} yet: {e}", submitted.id);
+                            eprintln!(
+                                "[faults] {victim} cannot decrypt {} yet: {e}",
+                                doc.submitted.id
+                            );
                             std::thread::sleep(Duration::from_millis(500));
                         }
-                        Err(e) => panic!("{victim} cannot decrypt {}: {e}", submitted.id),
+                        Err(e) => panic!("{victim} cannot decrypt {}: {e}", doc.submitted.id),
                     }
                 };
                 assert_eq!(
-                    decrypted.payload, *payload,
+                    decrypted.payload, doc.payload,
                     "payload byte-identical after catch-up"
                 );
+                served += 1;
             }
+            assert!(served >= 4, "{victim} was owed only {served} documents");
+            eprintln!("[faults] {victim} decrypted all {served} documents addressed to it");
             let height =
                 invariants::agreed_height(&named_clients(&net, &codes), Duration::from_secs(30))
                     .unwrap_or_else(|_| max_height(&net, &codes).saturating_sub(2));
