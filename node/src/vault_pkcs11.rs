@@ -18,9 +18,12 @@
 //! # Sessions
 //!
 //! PKCS#11 sessions are not thread-safe: a [`TokenSession`] owns one read-write session
-//! behind a mutex. Every call checks that the session is logged in as the user, logs in
-//! again after `CKR_USER_NOT_LOGGED_IN`, and opens a new session after
-//! `CKR_SESSION_HANDLE_INVALID` / `CKR_SESSION_CLOSED`, then retries once more.
+//! behind a mutex, and all sessions on one token in this process also share one token lock
+//! (see `token_lock`), so calls on a token never overlap. Every call checks that the
+//! session is logged in as the user, logs in again after `CKR_USER_NOT_LOGGED_IN`, opens a
+//! new session after `CKR_SESSION_HANDLE_INVALID` / `CKR_SESSION_CLOSED`, and retries (at
+//! most three attempts). `destroy` looks the object up again afterwards and fails if it is
+//! still there.
 //!
 //! A PKCS#11 module may be initialised only once per process, so modules are loaded
 //! through [`module`], which keeps one context per module path for the life of the

@@ -267,9 +267,40 @@ fn find_softhsm2() -> Result<PathBuf, String> {
         })
 }
 
+const TOKEN_DIR_PREFIX: &str = "carnet-softhsm-test-";
+
+/// Removes the token directories of earlier test processes that have exited (Linux only:
+/// it asks /proc whether the process is still there).
+fn remove_stale_token_dirs() {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TOKEN_DIR_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn init_softhsm() -> Result<SoftHsm, String> {
     let module = find_softhsm2()?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    remove_stale_token_dirs();
+    // Lives in a static, so never dropped: named after this process, so that the next run
+    // can remove it (`remove_stale_token_dirs`).
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{TOKEN_DIR_PREFIX}{}-", std::process::id()))
+        .tempdir()
+        .map_err(|e| e.to_string())?;
     let token_dir = dir.path().join("tokens");
     std::fs::create_dir(&token_dir).map_err(|e| e.to_string())?;
     let conf = dir.path().join("softhsm2.conf");
