@@ -5,8 +5,8 @@
 //! method, path-and-query and body bytes sent. Answers are decoded into the typed records
 //! below; any non-2xx answer becomes a [`CliError`] carrying the node's error code.
 //!
-//! Reads (GET, decrypt) wait out a 503 "not ready" for a bounded time; a submit is
-//! never retried.
+//! Reads (GET, decrypt) wait out a 503 "not ready" for a bounded time; a submit or an
+//! erase is never retried, and no answer but 503 is retried (a 410 "erased" is final).
 //!
 //! Must never: follow redirects to another host with the officer's signature, retry a
 //! non-idempotent request on its own (a retried submit would be a second document), or
@@ -120,6 +120,50 @@ pub struct Decrypted {
     pub kind: String,
     /// The exact JSON text the issuing officer submitted.
     pub payload: String,
+}
+
+/// Body of `POST /v1/documents/{id}/erase`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureRequest {
+    /// Why the document is erased; recorded on the ledger.
+    pub reason: String,
+    /// The legal basis of the erasure (e.g. a regulation and article); recorded on the
+    /// ledger.
+    pub legal_basis: String,
+}
+
+/// Answer of `POST /v1/documents/{id}/erase`, once the erasure is final.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erased {
+    pub id: String,
+    /// `erased`.
+    pub status: String,
+    /// Height of the block that finalized the erasure.
+    pub height: u64,
+}
+
+/// One node's destruction attestation of an erased document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestation {
+    /// The administration whose node destroyed its keys and attested it.
+    pub administration: String,
+    /// Height of the block holding the attestation.
+    pub height: u64,
+}
+
+/// Answer of `GET /v1/documents/{id}/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentStatus {
+    pub id: String,
+    /// `active`, `erased`, ...
+    pub status: String,
+    pub height: u64,
+    /// Destruction attestations on the ledger so far.
+    #[serde(default)]
+    pub attestations: Vec<Attestation>,
+    /// Administrations whose nodes have not attested yet.
+    #[serde(default)]
+    pub pending: Vec<String>,
 }
 
 /// The three authentication headers of one request.
@@ -344,12 +388,7 @@ impl NodeClient {
         loop {
             let raw = self.send_signed(method, path_and_query, body.clone())?;
             let waited_ms = started.elapsed().as_millis() as u64;
-            if raw.status == 503 && waited_ms < READ_RETRY_MS {
-                let pause = raw
-                    .retry_after_ms
-                    .unwrap_or(500)
-                    .clamp(100, MAX_RETRY_PAUSE_MS)
-                    .min(READ_RETRY_MS - waited_ms);
+            if let Some(pause) = read_retry_pause_ms(&raw, waited_ms) {
                 std::thread::sleep(Duration::from_millis(pause));
                 continue;
             }
@@ -418,6 +457,35 @@ impl NodeClient {
         )
     }
 
+    /// `POST /v1/documents/{id}/erase`; returns once the erasure is final. Never retried:
+    /// a second erase of the same document is refused as "already erased".
+    pub fn erase(&self, id: &str, request: &ErasureRequest) -> Result<Erased, CliError> {
+        let body = serde_json::to_vec(request)
+            .map_err(|e| CliError::bad_input(format!("cannot encode erasure: {e}")))?;
+        if body.len() > MAX_BODY_BYTES {
+            let mut e = CliError::bad_input(format!(
+                "erasure request is {} bytes; a node accepts at most {MAX_BODY_BYTES}",
+                body.len()
+            ));
+            e.code = "too_large".into();
+            return Err(e);
+        }
+        self.call(
+            "POST",
+            &format!("/v1/documents/{}/erase", encode_query_value(id)),
+            body,
+        )
+    }
+
+    /// `GET /v1/documents/{id}/status`: status, destruction attestations, pending nodes.
+    pub fn document_status(&self, id: &str) -> Result<DocumentStatus, CliError> {
+        self.read(
+            "GET",
+            &format!("/v1/documents/{}/status", encode_query_value(id)),
+            Vec::new(),
+        )
+    }
+
     fn transport_error(&self, e: &reqwest::Error) -> CliError {
         let what = if e.is_timeout() {
             "timed out"
@@ -438,6 +506,21 @@ impl NodeClient {
         }
         CliError::unavailable(format!("node {} unavailable: {what}: {cause}", self.base))
     }
+}
+
+/// How long [`NodeClient::read`] pauses before asking again, or `None` to take the
+/// answer as it is. Only a 503 "not ready" is retried, for at most [`READ_RETRY_MS`] in
+/// all; every other status (a 410 "erased" above all) is final.
+pub fn read_retry_pause_ms(raw: &RawResponse, waited_ms: u64) -> Option<u64> {
+    if raw.status != 503 || waited_ms >= READ_RETRY_MS {
+        return None;
+    }
+    Some(
+        raw.retry_after_ms
+            .unwrap_or(500)
+            .clamp(100, MAX_RETRY_PAUSE_MS)
+            .min(READ_RETRY_MS - waited_ms),
+    )
 }
 
 fn decode<T: DeserializeOwned>(raw: RawResponse, what: &str) -> Result<T, CliError> {
@@ -486,6 +569,74 @@ mod tests {
             b"{ }"
         )
         .is_err());
+    }
+
+    fn answer(status: u16, retry_after_ms: Option<u64>) -> RawResponse {
+        RawResponse {
+            status,
+            body: Vec::new(),
+            retry_after_ms,
+        }
+    }
+
+    #[test]
+    fn only_503_is_retried_and_never_410() {
+        assert_eq!(read_retry_pause_ms(&answer(503, None), 0), Some(500));
+        assert_eq!(
+            read_retry_pause_ms(&answer(503, Some(60_000)), 0),
+            Some(MAX_RETRY_PAUSE_MS)
+        );
+        assert_eq!(
+            read_retry_pause_ms(&answer(503, Some(1_000)), READ_RETRY_MS - 200),
+            Some(200)
+        );
+        assert_eq!(read_retry_pause_ms(&answer(503, None), READ_RETRY_MS), None);
+        let erased = RawResponse {
+            status: 410,
+            body: br#"{"error":{"code":"erased","message":"document ab is erased"}}"#.to_vec(),
+            retry_after_ms: Some(1_000),
+        };
+        assert_eq!(read_retry_pause_ms(&erased, 0), None);
+        for status in [200, 400, 401, 403, 404, 410, 500, 502] {
+            assert_eq!(
+                read_retry_pause_ms(&answer(status, None), 0),
+                None,
+                "{status}"
+            );
+        }
+        let e = decode::<Decrypted>(erased, "/v1/documents/ab/decrypt").unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.message.contains("is erased"), "{}", e.message);
+    }
+
+    #[test]
+    fn document_status_decodes_the_api_fields() {
+        let body = br#"{"id":"ab","status":"erased","height":9,
+            "attestations":[{"administration":"XA","height":10}],"pending":["XB","XC"]}"#;
+        let status: DocumentStatus = decode(answer_with(200, body), "status").unwrap();
+        assert_eq!(status.status, "erased");
+        assert_eq!(
+            status.attestations,
+            vec![Attestation {
+                administration: "XA".into(),
+                height: 10
+            }]
+        );
+        assert_eq!(status.pending, vec!["XB", "XC"]);
+        let erased: Erased = decode(
+            answer_with(200, br#"{"id":"ab","status":"erased","height":9}"#),
+            "erase",
+        )
+        .unwrap();
+        assert_eq!(erased.height, 9);
+    }
+
+    fn answer_with(status: u16, body: &[u8]) -> RawResponse {
+        RawResponse {
+            status,
+            body: body.to_vec(),
+            retry_after_ms: None,
+        }
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! Must never: send a payload other than the file's exact text, or write a decrypted
 //! payload anywhere but where the officer asked.
 
-use crate::client::{Decrypted, Document, NodeClient, Status, Submission, Submitted};
+use crate::client::{
+    Decrypted, Document, DocumentStatus, Erased, ErasureRequest, NodeClient, Status, Submission,
+    Submitted,
+};
 use crate::error::CliError;
 use crate::profile;
 use carnet_contracts::{AdminCode, DocumentId, DocumentKind};
@@ -17,9 +20,14 @@ use serde::Serialize;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Largest payload file read (the node refuses bodies over 1 MiB anyway).
 pub const MAX_PAYLOAD_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// Longest `--reason` or `--legal-basis` of an erasure, in bytes.
+pub const MAX_ERASURE_TEXT_BYTES: usize = 4096;
+/// Pause between two polls of `carnet doc status --wait-attestations`.
+pub const ATTESTATION_POLL_MS: u64 = 500;
 
 /// Result of `carnet keys generate`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -167,6 +175,116 @@ pub fn decrypt(
     Ok(decrypted)
 }
 
+/// `carnet doc erase ID --reason TEXT --legal-basis TEXT`: erases a document your
+/// administration issued; returns once the erasure is final. The node refuses (400) an
+/// already erased document, (403) a non-issuer or an officer without `supervisor` or
+/// `admin`, (404) an unknown document.
+pub fn erase(
+    client: &NodeClient,
+    id: &str,
+    reason: &str,
+    legal_basis: &str,
+) -> Result<Erased, CliError> {
+    let (id, request) = erasure_request(id, reason, legal_basis)?;
+    client.erase(&id, &request)
+}
+
+/// Checks an erasure locally: a well-formed id, a reason and a legal basis that say
+/// something (both are recorded on the ledger).
+pub fn erasure_request(
+    id: &str,
+    reason: &str,
+    legal_basis: &str,
+) -> Result<(String, ErasureRequest), CliError> {
+    let id = check_id(id)?;
+    let reason = check_erasure_text("--reason", "why the document is erased", reason)?;
+    let legal_basis = check_erasure_text(
+        "--legal-basis",
+        "the law that allows the erasure",
+        legal_basis,
+    )?;
+    Ok((
+        id,
+        ErasureRequest {
+            reason,
+            legal_basis,
+        },
+    ))
+}
+
+fn check_erasure_text(flag: &str, what: &str, text: &str) -> Result<String, CliError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(CliError::bad_input(format!(
+            "{flag} must say {what} (it is recorded on the ledger)"
+        )));
+    }
+    if text.len() > MAX_ERASURE_TEXT_BYTES {
+        return Err(CliError::bad_input(format!(
+            "{flag} is longer than {MAX_ERASURE_TEXT_BYTES} bytes"
+        )));
+    }
+    Ok(text.to_string())
+}
+
+/// `carnet doc status ID`: the document's status, destruction attestations and the
+/// administrations whose nodes have not attested yet.
+pub fn document_status(client: &NodeClient, id: &str) -> Result<DocumentStatus, CliError> {
+    client.document_status(&check_id(id)?)
+}
+
+/// `carnet doc status ID --wait-attestations SECS`: asks until no node is pending, for
+/// at most `wait`. Running out of time is [`CliError::timeout`] (exit 5), naming the
+/// administrations still pending.
+pub fn wait_for_attestations(
+    client: &NodeClient,
+    id: &str,
+    wait: Duration,
+) -> Result<DocumentStatus, CliError> {
+    let id = check_id(id)?;
+    poll_attestations(
+        &id,
+        wait,
+        Duration::from_millis(ATTESTATION_POLL_MS),
+        || client.document_status(&id),
+        std::thread::sleep,
+    )
+}
+
+/// The polling loop of [`wait_for_attestations`], apart from the node and the clock so
+/// that it can be tested: `fetch` asks once, `sleep` pauses. Always asks at least once;
+/// a failed ask ends the wait with that failure.
+pub fn poll_attestations(
+    id: &str,
+    wait: Duration,
+    interval: Duration,
+    mut fetch: impl FnMut() -> Result<DocumentStatus, CliError>,
+    mut sleep: impl FnMut(Duration),
+) -> Result<DocumentStatus, CliError> {
+    let started = Instant::now();
+    // Counted as well as timed, so a test's `sleep` that does not sleep still ends.
+    let mut slept = Duration::ZERO;
+    loop {
+        let status = fetch()?;
+        if status.pending.is_empty() {
+            return Ok(status);
+        }
+        let elapsed = started.elapsed().max(slept);
+        if elapsed >= wait {
+            return Err(CliError::timeout(format!(
+                "document {id}: after {}s, {} of {} node(s) have not attested the erasure yet: {}",
+                wait.as_secs(),
+                status.pending.len(),
+                status.pending.len() + status.attestations.len(),
+                status.pending.join(",")
+            )));
+        }
+        let pause = interval.min(wait - elapsed);
+        sleep(pause);
+        slept += pause;
+    }
+}
+
 fn check_ucr(ucr: &str) -> Result<String, CliError> {
     let ucr = ucr.trim();
     if ucr.is_empty() {
@@ -231,6 +349,103 @@ mod tests {
             2
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn status(pending: &[&str], attested: &[&str]) -> DocumentStatus {
+        DocumentStatus {
+            id: "ab".repeat(16),
+            status: "erased".into(),
+            height: 7,
+            attestations: attested
+                .iter()
+                .map(|a| crate::client::Attestation {
+                    administration: a.to_string(),
+                    height: 8,
+                })
+                .collect(),
+            pending: pending.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn waiting_for_attestations_stops_when_none_is_pending() {
+        let mut answers = vec![
+            status(&["XB", "XC"], &["XA"]),
+            status(&["XC"], &["XA", "XB"]),
+            status(&[], &["XA", "XB", "XC"]),
+        ]
+        .into_iter();
+        let mut asked = 0;
+        let done = poll_attestations(
+            "ab",
+            Duration::from_secs(10),
+            Duration::from_millis(500),
+            || {
+                asked += 1;
+                Ok(answers.next().unwrap())
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(asked, 3);
+        assert!(done.pending.is_empty());
+        assert_eq!(done.attestations.len(), 3);
+    }
+
+    #[test]
+    fn waiting_for_attestations_times_out_with_exit_5_naming_the_pending() {
+        let mut slept = Duration::ZERO;
+        let err = poll_attestations(
+            "ab",
+            Duration::from_secs(2),
+            Duration::from_millis(500),
+            || Ok(status(&["XC", "XD"], &["XA", "XB"])),
+            |d| slept += d,
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 5);
+        assert_eq!(err.code, "timeout");
+        assert!(err.message.contains("XC,XD"), "{}", err.message);
+        assert!(err.message.contains("2 of 4"), "{}", err.message);
+        assert_eq!(slept, Duration::from_secs(2));
+        // Zero seconds: one look, no wait.
+        let err = poll_attestations(
+            "ab",
+            Duration::ZERO,
+            Duration::from_millis(500),
+            || Ok(status(&["XB"], &[])),
+            |_| panic!("must not sleep"),
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 5);
+        // A refusal ends the wait with its own exit code.
+        let err = poll_attestations(
+            "ab",
+            Duration::from_secs(2),
+            Duration::from_millis(500),
+            || Err(CliError::from_http(404, b"")),
+            |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 4);
+    }
+
+    #[test]
+    fn erasure_needs_an_id_a_reason_and_a_legal_basis() {
+        let id = "AB".repeat(16);
+        let (checked, request) =
+            erasure_request(&id, " data subject request ", "GDPR Art. 17").unwrap();
+        assert_eq!(checked, "ab".repeat(16));
+        assert_eq!(request.reason, "data subject request");
+        assert_eq!(request.legal_basis, "GDPR Art. 17");
+        assert_eq!(erasure_request("zz", "r", "b").unwrap_err().exit_code(), 2);
+        let e = erasure_request(&id, "  ", "b").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.message.contains("--reason"), "{}", e.message);
+        let e = erasure_request(&id, "r", "").unwrap_err();
+        assert!(e.message.contains("--legal-basis"), "{}", e.message);
+        let long = "x".repeat(MAX_ERASURE_TEXT_BYTES + 1);
+        assert_eq!(erasure_request(&id, &long, "b").unwrap_err().exit_code(), 2);
     }
 
     #[test]

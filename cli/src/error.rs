@@ -1,7 +1,8 @@
 //! Failures of a `carnet` command and the exit code each one gets.
 //!
 //! The exit codes are a contract with scripts (docs/interfaces.md): 0 ok, 2 bad input,
-//! 3 denied, 4 not found, 5 node unavailable. Must never map a node's refusal to "ok" or
+//! 3 denied, 4 not found or erased (HTTP 404, 410), 5 node unavailable or a wait that
+//! timed out. Must never map a node's refusal to "ok" or
 //! a local mistake to "unavailable".
 
 use std::fmt;
@@ -13,7 +14,8 @@ pub enum Failure {
     BadInput,
     /// The officer is unknown, revoked, or not entitled (HTTP 401, 403).
     Denied,
-    /// The thing asked for does not exist (HTTP 404).
+    /// The thing asked for does not exist (HTTP 404), or no longer can be read because
+    /// it was erased (HTTP 410).
     NotFound,
     /// The node cannot be reached or cannot answer now (connect failure, 503, 5xx).
     Unavailable,
@@ -45,7 +47,7 @@ impl Failure {
         match status {
             200..=299 => None,
             401 | 403 => Some(Failure::Denied),
-            404 => Some(Failure::NotFound),
+            404 | 410 => Some(Failure::NotFound),
             408 | 429 | 500..=599 => Some(Failure::Unavailable),
             _ => Some(Failure::BadInput),
         }
@@ -56,7 +58,8 @@ impl Failure {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct CliError {
     pub failure: Failure,
-    /// `bad_input`, `unauthorized`, `forbidden`, `not_found`, `too_large`, `unavailable`.
+    /// `bad_input`, `unauthorized`, `forbidden`, `not_found`, `erased`, `too_large`,
+    /// `unavailable`, `timeout`.
     pub code: String,
     pub message: String,
     /// The HTTP status the node answered with, when the failure came from the node.
@@ -89,6 +92,14 @@ impl CliError {
         Self::new(Failure::Unavailable, message)
     }
 
+    /// A wait that ran out of time before the node reached the awaited state (exit 5,
+    /// code `timeout`).
+    pub fn timeout(message: impl Into<String>) -> Self {
+        let mut e = Self::new(Failure::Unavailable, message);
+        e.code = "timeout".to_string();
+        e
+    }
+
     /// A non-2xx answer from the node: uses the node's `{"error":{"code","message"}}`
     /// when present, else the status line and the start of the body.
     pub fn from_http(status: u16, body: &[u8]) -> Self {
@@ -110,6 +121,7 @@ impl CliError {
                 let text: String = text.chars().take(200).collect();
                 let code = match status {
                     403 => "forbidden".to_string(),
+                    410 => "erased".to_string(),
                     413 => "too_large".to_string(),
                     _ => failure.default_code().to_string(),
                 };
@@ -146,6 +158,7 @@ mod tests {
             (401, 3),
             (403, 3),
             (404, 4),
+            (410, 4),
             (503, 5),
             (500, 5),
             (502, 5),
@@ -167,5 +180,24 @@ mod tests {
         assert_eq!(e.code, "forbidden");
         assert!(e.message.contains("XC is not a recipient"), "{}", e.message);
         assert_eq!(e.http_status, Some(403));
+    }
+
+    #[test]
+    fn erased_document_is_exit_4_with_the_node_message() {
+        let body = br#"{"error":{"code":"erased","message":"document 0a1b is erased"}}"#;
+        let e = CliError::from_http(410, body);
+        assert_eq!(e.exit_code(), 4);
+        assert_eq!(e.failure, Failure::NotFound);
+        assert_eq!(e.code, "erased");
+        assert!(
+            e.message.contains("document 0a1b is erased"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.http_status, Some(410));
+        // Without a JSON body the code still says what happened.
+        let bare = CliError::from_http(410, b"");
+        assert_eq!(bare.code, "erased");
+        assert_eq!(bare.exit_code(), 4);
     }
 }
