@@ -11,10 +11,13 @@
 //! * [`network`] — a running network: up/down, waiting for heights, per-node clients.
 //! * [`invariants`] — checks every node agrees on every finalized block.
 //! * [`load`] — submits many documents through a bounded pool of HTTP workers.
+//! * [`bench`] — `carnet-testnet bench`: open-loop load through the HTTP API and a report
+//!   of throughput, finality latency, CPU, memory, disk and the machine's ceiling.
 //!
 //! Talks to nodes only through their command line and HTTP API; never links the node.
 //! Must never signal a process it cannot show to be a `carnet-node` of this testnet.
 
+pub mod bench;
 pub mod init;
 pub mod invariants;
 pub mod layout;

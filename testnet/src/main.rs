@@ -7,7 +7,7 @@
 
 use anyhow::Context;
 use carnet_testnet::network::{Network, UP_TIMEOUT_MS};
-use carnet_testnet::{init, process};
+use carnet_testnet::{bench, init, process};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use std::time::Duration;
 #[command(
     name = "carnet-testnet",
     version,
-    about = "Local Carnet networks: init, up, down, status, kill, start"
+    about = "Local Carnet networks: init, up, down, status, kill, start, bench"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -72,6 +72,43 @@ enum Command {
         dir: PathBuf,
         #[arg(long)]
         node: String,
+    },
+    /// Open-loop load through the HTTP API; reports throughput, finality latency, CPU,
+    /// RSS, disk per document and the machine's ceiling.
+    Bench {
+        /// Target this testnet (initialised and started if needed); without it a fresh
+        /// network is started in a temporary directory and stopped afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// Seconds of load (with --rate).
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Offered documents per second (the first step with --find-max).
+        #[arg(long, required_unless_present = "find_max")]
+        rate: Option<f64>,
+        /// Step the rate up until p99 > 1 s or fewer than 90 % are acknowledged.
+        #[arg(long)]
+        find_max: bool,
+        /// Seconds per --find-max step.
+        #[arg(long, default_value_t = 10)]
+        step_secs: u64,
+        /// Rate multiplier between --find-max steps.
+        #[arg(long, default_value_t = 1.5)]
+        step_factor: f64,
+        #[arg(long, default_value_t = 2048)]
+        payload_bytes: usize,
+        #[arg(long, default_value_t = 1)]
+        recipients: usize,
+        /// Most requests in flight at once.
+        #[arg(long, default_value_t = 512)]
+        concurrency: usize,
+        #[arg(long, value_enum, default_value_t = OutputArg::Table)]
+        output: OutputArg,
+        /// Where the JSON report is written (default DIR/bench-report.json).
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
 }
 
@@ -168,6 +205,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 pid.map(|p| p.to_string()).unwrap_or_default()
             );
             network.detach();
+        }
+        Command::Bench {
+            dir,
+            nodes,
+            duration,
+            rate,
+            find_max,
+            step_secs,
+            step_factor,
+            payload_bytes,
+            recipients,
+            concurrency,
+            output,
+            report,
+        } => {
+            let rate = rate.unwrap_or(50.0);
+            anyhow::ensure!(rate > 0.0, "--rate must be positive");
+            anyhow::ensure!(step_factor > 1.0, "--step-factor must be above 1");
+            anyhow::ensure!(duration > 0 && step_secs > 0, "durations must be positive");
+            let config = bench::BenchConfig {
+                dir,
+                nodes,
+                duration_secs: duration,
+                rate,
+                find_max,
+                step_secs,
+                step_factor,
+                payload_bytes,
+                recipients,
+                concurrency,
+                report,
+            };
+            let report = bench::run(&config)?;
+            match output {
+                OutputArg::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                OutputArg::Table => print!("{}", bench::render_table(&report)),
+            }
         }
     }
     Ok(())
