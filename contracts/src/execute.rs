@@ -452,6 +452,16 @@ pub(crate) fn read_record<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Reads and decodes a record that must be there: a missing one is corruption, which
+/// `missing` describes.
+pub(crate) fn read_required<T: serde::de::DeserializeOwned>(
+    reader: &impl Reader,
+    key: &[u8],
+    missing: impl FnOnce() -> String,
+) -> Result<T, ExecError> {
+    read_record(reader, key)?.ok_or_else(|| ExecError::Corrupt(missing()))
+}
+
 pub(crate) fn read_u64(reader: &impl Reader, key: &[u8]) -> Result<Option<u64>, ExecError> {
     match reader.read(key)? {
         Some(bytes) => {
@@ -943,10 +953,9 @@ impl<S: StateStore> Rules<'_, '_, S> {
                 ))
             })?;
         let code = AdminCode(String::from_utf8_lossy(&code).into_owned());
-        let admin: Administration = read_record(self.view, &state_keys::member(&code))?
-            .ok_or_else(|| {
-                ExecError::Corrupt(format!("node key {signer} points to missing member {code}"))
-            })?;
+        let admin: Administration = read_required(self.view, &state_keys::member(&code), || {
+            format!("node key {signer} points to missing member {code}")
+        })?;
         if !admin.active {
             return Err(ContractError::Denied(format!(
                 "signer: administration {code} is not active"
@@ -1006,21 +1015,7 @@ impl<S: StateStore> Rules<'_, '_, S> {
             ))
             .into());
         }
-        let record = DocumentRecord {
-            id: doc.id,
-            version: 1,
-            kind: doc.kind,
-            issuer: issuer.code.clone(),
-            submitted_by: officer_key,
-            recipients: doc.recipients.clone(),
-            ucr_index: doc.ucr_index,
-            commitment: doc.commitment,
-            ciphertext_hash: doc.ciphertext_hash,
-            ciphertext_len: doc.ciphertext_len,
-            status: DocumentStatus::Active,
-            height: self.ctx.height,
-            time_ms: self.ctx.time_ms,
-        };
+        let record = self.document_record(doc, 1, issuer, officer_key);
         let writes = vec![
             (key, Some(codec::encode(&record))),
             (
@@ -1029,6 +1024,31 @@ impl<S: StateStore> Rules<'_, '_, S> {
             ),
         ];
         Ok((writes, TxEvent::DocumentFinal(record)))
+    }
+
+    /// Version `version` of a submitted document, active and final in this block.
+    pub(crate) fn document_record(
+        &self,
+        doc: &DocumentSubmission,
+        version: u32,
+        issuer: &Administration,
+        submitted_by: PublicKey,
+    ) -> DocumentRecord {
+        DocumentRecord {
+            id: doc.id,
+            version,
+            kind: doc.kind,
+            issuer: issuer.code.clone(),
+            submitted_by,
+            recipients: doc.recipients.clone(),
+            ucr_index: doc.ucr_index,
+            commitment: doc.commitment,
+            ciphertext_hash: doc.ciphertext_hash,
+            ciphertext_len: doc.ciphertext_len,
+            status: DocumentStatus::Active,
+            height: self.ctx.height,
+            time_ms: self.ctx.time_ms,
+        }
     }
 
     /// The recipient rules of a document version: 1 to 16, distinct, not the issuer,

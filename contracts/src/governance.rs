@@ -14,8 +14,8 @@
 
 use crate::codec;
 use crate::execute::{
-    read_record, state_keys, BlockContext, BlockView, ExecError, Rules, StateStore, TxEvent,
-    TxFailure, Write, MAX_ADMINISTRATIONS,
+    read_record, read_required, state_keys, BlockContext, BlockView, ExecError, Rules, StateStore,
+    TxEvent, TxFailure, Write, MAX_ADMINISTRATIONS,
 };
 use crate::model::Administration;
 use crate::tx::Transaction;
@@ -139,8 +139,9 @@ pub(crate) fn apply_due<S: StateStore>(
             .ok_or_else(corrupt)?;
         let id = ProposalId(id);
         let proposal_key = state_keys::proposal(&id);
-        let mut proposal: Proposal = read_record(&*view, &proposal_key)?
-            .ok_or_else(|| ExecError::Corrupt(format!("due entry names missing proposal {id}")))?;
+        let mut proposal: Proposal = read_required(&*view, &proposal_key, || {
+            format!("due entry names missing proposal {id}")
+        })?;
         let mut writes: Vec<Write> = vec![(key.clone(), None)];
         let outcome: Result<(), String> = match &proposal.kind {
             ProposalKind::AddMember(admin) => {

@@ -8,8 +8,8 @@
 
 use crate::codec;
 use crate::execute::{
-    query, state_keys, BlockView, ExecError, Rules, StateStore, TxEvent, TxFailure, Write,
-    MAX_DOCUMENT_VERSIONS, MAX_PURPOSE_BYTES,
+    query, read_required, state_keys, BlockView, ExecError, Rules, StateStore, TxEvent, TxFailure,
+    Write, MAX_DOCUMENT_VERSIONS, MAX_PURPOSE_BYTES,
 };
 use crate::model::{Administration, DocumentRecord};
 use crate::tx::{DocumentSubmission, Transaction};
@@ -150,12 +150,9 @@ impl<S: StateStore> Rules<'_, '_, S> {
         self.check_ciphertext_len(doc)?;
         let meta: Option<DocumentMeta> = self.load(&state_keys::doc_meta(id))?;
         if let Some(agreement_id) = meta.as_ref().and_then(|m| m.agreement) {
-            let record: crate::agreement::AgreementRecord = self
-                .load(&state_keys::agreement(&agreement_id))?
-                .ok_or_else(|| {
-                    ExecError::Corrupt(format!(
-                        "document {id} names missing agreement {agreement_id}"
-                    ))
+            let record: crate::agreement::AgreementRecord =
+                read_required(self.view, &state_keys::agreement(&agreement_id), || {
+                    format!("document {id} names missing agreement {agreement_id}")
                 })?;
             for recipient in &doc.recipients {
                 if !record.terms.has_party(recipient) {
@@ -169,21 +166,8 @@ impl<S: StateStore> Rules<'_, '_, S> {
         let mut previous = latest.clone();
         previous.status = DocumentStatus::Amended;
         let version = latest.version.saturating_add(1);
-        let record = DocumentRecord {
-            id: *id,
-            version,
-            kind: doc.kind,
-            issuer: issuer.code.clone(),
-            submitted_by: officer.key,
-            recipients: doc.recipients.clone(),
-            ucr_index: doc.ucr_index,
-            commitment: doc.commitment,
-            ciphertext_hash: doc.ciphertext_hash,
-            ciphertext_len: doc.ciphertext_len,
-            status: DocumentStatus::Active,
-            height: self.ctx.height,
-            time_ms: self.ctx.time_ms,
-        };
+        // `doc.id == *id`, checked above.
+        let record = self.document_record(doc, version, issuer, officer.key);
         let writes = vec![
             (
                 state_keys::document(id, previous.version),

@@ -13,7 +13,8 @@
 use crate::agreement::DAY_MS;
 use crate::codec;
 use crate::execute::{
-    state_keys, ExecError, Rules, StateStore, TxEvent, TxFailure, Write, MAX_PURPOSE_BYTES,
+    read_required, state_keys, ExecError, Rules, StateStore, TxEvent, TxFailure, Write,
+    MAX_PURPOSE_BYTES,
 };
 use crate::lifecycle::FILING_ROLES;
 use crate::model::{Administration, DocumentRecord};
@@ -545,10 +546,9 @@ impl<S: StateStore> Rules<'_, '_, S> {
             .into());
         }
         let record: DocumentRecord =
-            self.load(&state_keys::document(id, version))?
-                .ok_or_else(|| {
-                    ExecError::Corrupt(format!("grant names missing document {id} v{version}"))
-                })?;
+            read_required(self.view, &state_keys::document(id, version), || {
+                format!("grant names missing document {id} v{version}")
+            })?;
         if record.status == DocumentStatus::Erased {
             return Err(ContractError::Denied(format!("grant: document {id} is erased")).into());
         }

@@ -34,76 +34,74 @@ impl fmt::Display for AdminCode {
     }
 }
 
-/// An ed25519 public key (officer, node or validator), 32 bytes, shown as hex.
-///
-/// JSON (and any human-readable format) carries it as a 64-char hex string; bincode
-/// carries the 32 raw bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PublicKey(pub [u8; 32]);
+/// Defines an identifier of `$len` raw bytes: hex in JSON (and any human-readable
+/// format), the raw bytes with no length prefix in bincode.
+macro_rules! hex_id {
+    ($(#[$doc:meta])* $name:ident, $len:literal, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub [u8; $len]);
 
-impl Serialize for PublicKey {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        crate::hex32::serialize(&self.0, serializer)
-    }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                crate::hex32::serialize_array(&self.0, serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                crate::hex32::deserialize_array(deserializer).map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+
+        impl $name {
+            pub fn from_hex(s: &str) -> Result<Self, crate::ContractError> {
+                let bytes = hex::decode(s).map_err(|_| {
+                    crate::ContractError::BadInput(format!(concat!($what, " `{}` is not hex"), s))
+                })?;
+                let arr: [u8; $len] = bytes.try_into().map_err(|_| {
+                    crate::ContractError::BadInput(format!(
+                        concat!($what, " `{}` is not ", stringify!($len), " bytes"),
+                        s
+                    ))
+                })?;
+                Ok(Self(arr))
+            }
+        }
+    };
 }
 
-impl<'de> Deserialize<'de> for PublicKey {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        crate::hex32::deserialize(deserializer).map(Self)
-    }
+/// Defines a 16-byte identifier chosen by the submitter: 32 hex chars in JSON, the 16 raw
+/// bytes in bincode (the same form as [`DocumentId`]).
+macro_rules! id16 {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        hex_id!($(#[$doc])* $name, 16, $what);
+    };
 }
 
-impl fmt::Display for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
+hex_id!(
+    /// An ed25519 public key (officer, node or validator), 32 bytes, shown as hex.
+    ///
+    /// JSON (and any human-readable format) carries it as a 64-char hex string; bincode
+    /// carries the 32 raw bytes.
+    PublicKey,
+    32,
+    "public key"
+);
 
-impl PublicKey {
-    pub fn from_hex(s: &str) -> Result<Self, crate::ContractError> {
-        let bytes = hex::decode(s)
-            .map_err(|_| crate::ContractError::BadInput(format!("public key `{s}` is not hex")))?;
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| {
-            crate::ContractError::BadInput(format!("public key `{s}` is not 32 bytes"))
-        })?;
-        Ok(Self(arr))
-    }
-}
-
-/// Document identifier: 16 bytes chosen by the submitting node, shown as 32 hex chars.
-///
-/// JSON carries it as a 32-char hex string; bincode carries the 16 raw bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DocumentId(pub [u8; 16]);
-
-impl Serialize for DocumentId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        crate::hex32::serialize_array(&self.0, serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for DocumentId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        crate::hex32::deserialize_array(deserializer).map(Self)
-    }
-}
-
-impl fmt::Display for DocumentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl DocumentId {
-    pub fn from_hex(s: &str) -> Result<Self, crate::ContractError> {
-        let bytes = hex::decode(s)
-            .map_err(|_| crate::ContractError::BadInput(format!("document id `{s}` is not hex")))?;
-        let arr: [u8; 16] = bytes.try_into().map_err(|_| {
-            crate::ContractError::BadInput(format!("document id `{s}` is not 16 bytes"))
-        })?;
-        Ok(Self(arr))
-    }
-}
+id16!(
+    /// Document identifier: 16 bytes chosen by the submitting node, shown as 32 hex chars.
+    ///
+    /// JSON carries it as a 32-char hex string; bincode carries the 16 raw bytes.
+    DocumentId,
+    "document id"
+);
 
 /// The kinds of document Carnet carries (DESIGN.md, "Document").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -184,46 +182,6 @@ pub enum DocumentStatus {
     Amended,
     Cancelled,
     Erased,
-}
-
-/// Defines a 16-byte identifier chosen by the submitter: 32 hex chars in JSON, the 16 raw
-/// bytes in bincode (the same form as [`DocumentId`]).
-macro_rules! id16 {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(pub [u8; 16]);
-
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                crate::hex32::serialize_array(&self.0, serializer)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                crate::hex32::deserialize_array(deserializer).map(Self)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&hex::encode(self.0))
-            }
-        }
-
-        impl $name {
-            pub fn from_hex(s: &str) -> Result<Self, crate::ContractError> {
-                let bytes = hex::decode(s).map_err(|_| {
-                    crate::ContractError::BadInput(format!(concat!($what, " `{}` is not hex"), s))
-                })?;
-                let arr: [u8; 16] = bytes.try_into().map_err(|_| {
-                    crate::ContractError::BadInput(format!(concat!($what, " `{}` is not 16 bytes"), s))
-                })?;
-                Ok(Self(arr))
-            }
-        }
-    };
 }
 
 id16!(

@@ -37,6 +37,33 @@ fn example(name: &str) -> Agreement {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// XA's admin proposes `a` (nonce `nonce`) and XB's admin accepts it (nonce `nonce + 1`).
+fn agreed(a: &Agreement, nonce: u64) -> Vec<Transaction> {
+    vec![
+        act("XA", XA_ADMIN, nonce, Action::ProposeAgreement(a.clone())),
+        act(
+            "XB",
+            XB_ADMIN,
+            nonce + 1,
+            Action::AcceptAgreement { id: a.id },
+        ),
+    ]
+}
+
+/// The agreement covering an export declaration from `issuer` to `recipient`.
+fn resolve_export(
+    state: &MemoryState,
+    issuer: &str,
+    recipient: &str,
+) -> Result<Agreement, ResolveError> {
+    agreement::resolve_agreement(
+        state,
+        &code(issuer),
+        &[code(recipient)],
+        DocumentKind::ExportDeclaration,
+    )
+}
+
 const EXAMPLES: [&str; 4] = [
     "export-import.json",
     "eco-push.json",
@@ -90,60 +117,20 @@ fn resolver_picks_the_one_covering_agreement_or_names_candidates() {
     let mut a = example("export-import.json");
     let mut b = a.clone();
     b.id = AgreementId([0xB0; 16]);
-    let none = agreement::resolve_agreement(
-        &state,
-        &code("XA"),
-        &[code("XB")],
-        DocumentKind::ExportDeclaration,
-    )
-    .unwrap_err();
+    let none = resolve_export(&state, "XA", "XB").unwrap_err();
     assert!(matches!(none, ResolveError::None { .. }), "{none}");
     a.parties = vec![code("XA"), code("XB")];
-    block(
-        &mut state,
-        1,
-        T0,
-        vec![
-            act("XA", XA_ADMIN, 1, Action::ProposeAgreement(a.clone())),
-            act("XB", XB_ADMIN, 2, Action::AcceptAgreement { id: a.id }),
-        ],
-    );
-    let found = agreement::resolve_agreement(
-        &state,
-        &code("XA"),
-        &[code("XB")],
-        DocumentKind::ExportDeclaration,
-    )
-    .unwrap();
+    block(&mut state, 1, T0, agreed(&a, 1));
+    let found = resolve_export(&state, "XA", "XB").unwrap();
     assert_eq!(found.id, a.id);
-    block(
-        &mut state,
-        2,
-        T0 + 1,
-        vec![
-            act("XA", XA_ADMIN, 3, Action::ProposeAgreement(b.clone())),
-            act("XB", XB_ADMIN, 4, Action::AcceptAgreement { id: b.id }),
-        ],
-    );
-    let several = agreement::resolve_agreement(
-        &state,
-        &code("XA"),
-        &[code("XB")],
-        DocumentKind::ExportDeclaration,
-    )
-    .unwrap_err();
+    block(&mut state, 2, T0 + 1, agreed(&b, 3));
+    let several = resolve_export(&state, "XA", "XB").unwrap_err();
     let text = several.to_string();
     assert!(
         text.contains(&a.id.to_string()) && text.contains(&b.id.to_string()),
         "{text}"
     );
-    let none = agreement::resolve_agreement(
-        &state,
-        &code("XA"),
-        &[code("XC")],
-        DocumentKind::ExportDeclaration,
-    )
-    .unwrap_err();
+    let none = resolve_export(&state, "XA", "XC").unwrap_err();
     assert!(
         none.to_string().contains(&a.id.to_string()),
         "hints name the issuer's agreements: {none}"
@@ -160,10 +147,9 @@ fn retention_expiry_erases_without_a_transaction_and_nodes_attest() {
         &mut state,
         1,
         T0,
-        vec![
-            act("XA", XA_ADMIN, 1, Action::ProposeAgreement(a.clone())),
-            act("XB", XB_ADMIN, 2, Action::AcceptAgreement { id: a.id }),
-            act(
+        [
+            agreed(&a, 1),
+            vec![act(
                 "XA",
                 XA_OFFICER,
                 3,
@@ -171,8 +157,9 @@ fn retention_expiry_erases_without_a_transaction_and_nodes_attest() {
                     agreement: a.id,
                     submission: submission(1, &["XB"]),
                 },
-            ),
-        ],
+            )],
+        ]
+        .concat(),
     );
     assert_eq!(
         query::document_meta(&state, &doc_id(1))

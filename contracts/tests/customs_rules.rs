@@ -13,17 +13,7 @@ use carnet_contracts::request::{Matter, RefusalGround, RequestAnswer};
 use carnet_contracts::*;
 use common::*;
 
-pub enum Expect {
-    Accepted,
-    Rejected(&'static str),
-}
 use Expect::*;
-
-pub struct Case {
-    pub name: &'static str,
-    pub tx: Transaction,
-    pub expect: Expect,
-}
 
 pub fn agreement_id(n: u8) -> AgreementId {
     AgreementId([n; 16])
@@ -367,37 +357,5 @@ pub fn cases() -> Vec<Case> {
 
 #[test]
 fn customs_rules_table() {
-    let base = setup();
-    let block_ctx = ctx(ERASED_AT + 1, T0 + 1_000);
-    let mut empty = base.clone();
-    let empty_outcome = execute_block(&mut empty, &block_ctx, &[]).unwrap();
-    let mut failures = Vec::new();
-    for case in cases() {
-        let mut state = base.clone();
-        let signed = sign(case.tx);
-        let outcome = execute_block(&mut state, &block_ctx, std::slice::from_ref(&signed)).unwrap();
-        match (&case.expect, &outcome.receipts[0].outcome) {
-            (Accepted, Ok(_)) => {
-                if state == empty {
-                    failures.push(format!("{}: accepted but wrote nothing", case.name));
-                }
-            }
-            (Rejected(needle), Err(e)) => {
-                if !e.to_string().contains(needle) {
-                    failures.push(format!("{}: error `{e}` lacks `{needle}`", case.name));
-                }
-                if state.to_bytes() != empty.to_bytes()
-                    || outcome.app_hash != empty_outcome.app_hash
-                {
-                    failures.push(format!("{}: rejected but changed the state", case.name));
-                }
-            }
-            (Accepted, Err(e)) => failures.push(format!("{}: rejected: {e}", case.name)),
-            (Rejected(needle), Ok(ev)) => failures.push(format!(
-                "{}: accepted ({ev:?}), expected `{needle}`",
-                case.name
-            )),
-        }
-    }
-    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    run_case_table(&setup(), &ctx(ERASED_AT + 1, T0 + 1_000), cases());
 }

@@ -7,18 +7,7 @@ use carnet_contracts::execute::{execute_block, query, MemoryState, TxEvent};
 use carnet_contracts::*;
 use common::*;
 
-enum Expect {
-    Accepted,
-    /// Rejected with a message containing this text (the rule's name).
-    Rejected(&'static str),
-}
 use Expect::*;
-
-struct Case {
-    name: &'static str,
-    tx: Transaction,
-    expect: Expect,
-}
 
 fn with(mut tx: Transaction, change: impl FnOnce(&mut Transaction)) -> Transaction {
     change(&mut tx);
@@ -78,45 +67,7 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn rules_table() {
-    let base = state_with_document();
-    let block_ctx = ctx(2, T0 + 1_000);
-    // What block 2 leaves behind when it carries nothing.
-    let mut empty = base.clone();
-    let empty_outcome = execute_block(&mut empty, &block_ctx, &[]).unwrap();
-
-    let mut failures = Vec::new();
-    for case in cases() {
-        let mut state = base.clone();
-        let signed = sign(case.tx);
-        let outcome = execute_block(&mut state, &block_ctx, std::slice::from_ref(&signed)).unwrap();
-        assert_eq!(outcome.receipts.len(), 1);
-        assert_eq!(outcome.receipts[0].tx_hash, signed.hash());
-        match (&case.expect, &outcome.receipts[0].outcome) {
-            (Accepted, Ok(_)) => {
-                if state == empty {
-                    failures.push(format!("{}: accepted but wrote nothing", case.name));
-                }
-            }
-            (Rejected(needle), Err(e)) => {
-                if !e.to_string().contains(needle) {
-                    failures.push(format!("{}: error `{e}` lacks `{needle}`", case.name));
-                }
-                // A rejected transaction writes nothing: the state and app hash are
-                // exactly those of an empty block.
-                if state.to_bytes() != empty.to_bytes()
-                    || outcome.app_hash != empty_outcome.app_hash
-                {
-                    failures.push(format!("{}: rejected but changed the state", case.name));
-                }
-            }
-            (Accepted, Err(e)) => failures.push(format!("{}: rejected: {e}", case.name)),
-            (Rejected(needle), Ok(ev)) => failures.push(format!(
-                "{}: accepted ({ev:?}), expected `{needle}`",
-                case.name
-            )),
-        }
-    }
-    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    run_case_table(&state_with_document(), &ctx(2, T0 + 1_000), cases());
 }
 
 #[test]

@@ -175,3 +175,59 @@ pub fn act(admin: &str, officer_seed: u8, nonce: u64, action: Action) -> Transac
         action,
     }
 }
+
+/// The expected outcome of one case of a rules table.
+pub enum Expect {
+    Accepted,
+    /// Rejected with a message containing this text (the rule's name).
+    Rejected(&'static str),
+}
+
+/// One case of a rules table: one transaction, alone in a block.
+pub struct Case {
+    pub name: &'static str,
+    pub tx: Transaction,
+    pub expect: Expect,
+}
+
+/// Runs each case as the one transaction of a block `block_ctx` on top of `base`, and
+/// fails listing every case whose outcome is not the one expected. An accepted case must
+/// write something; a rejected one must leave the state and app hash exactly those of an
+/// empty block.
+pub fn run_case_table(base: &MemoryState, block_ctx: &BlockContext, cases: Vec<Case>) {
+    // What the block leaves behind when it carries nothing.
+    let mut empty = base.clone();
+    let empty_outcome = execute_block(&mut empty, block_ctx, &[]).unwrap();
+
+    let mut failures = Vec::new();
+    for case in cases {
+        let mut state = base.clone();
+        let signed = sign(case.tx);
+        let outcome = execute_block(&mut state, block_ctx, std::slice::from_ref(&signed)).unwrap();
+        assert_eq!(outcome.receipts.len(), 1);
+        assert_eq!(outcome.receipts[0].tx_hash, signed.hash());
+        match (&case.expect, &outcome.receipts[0].outcome) {
+            (Expect::Accepted, Ok(_)) => {
+                if state == empty {
+                    failures.push(format!("{}: accepted but wrote nothing", case.name));
+                }
+            }
+            (Expect::Rejected(needle), Err(e)) => {
+                if !e.to_string().contains(needle) {
+                    failures.push(format!("{}: error `{e}` lacks `{needle}`", case.name));
+                }
+                if state.to_bytes() != empty.to_bytes()
+                    || outcome.app_hash != empty_outcome.app_hash
+                {
+                    failures.push(format!("{}: rejected but changed the state", case.name));
+                }
+            }
+            (Expect::Accepted, Err(e)) => failures.push(format!("{}: rejected: {e}", case.name)),
+            (Expect::Rejected(needle), Ok(ev)) => failures.push(format!(
+                "{}: accepted ({ev:?}), expected `{needle}`",
+                case.name
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
