@@ -22,8 +22,8 @@ use carnet_contracts::auth::{verify_request, HEADER_KEY, HEADER_SIGNATURE, HEADE
 use carnet_contracts::envelope::{open_and_check, seal, ucr_index, DocumentKeys};
 use carnet_contracts::execute::{MAX_PURPOSE_BYTES, MAX_RECIPIENTS};
 use carnet_contracts::{
-    Action, AdminCode, DocumentId, DocumentKind, DocumentRecord, DocumentSubmission, Officer,
-    PublicKey, Role, Transaction,
+    Action, AdminCode, DocumentId, DocumentKind, DocumentRecord, DocumentStatus,
+    DocumentSubmission, Officer, PublicKey, Role, Transaction,
 };
 use rand::RngCore;
 use serde::Deserialize;
@@ -83,6 +83,10 @@ impl ApiError {
     pub fn unavailable(m: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, m)
     }
+    /// 410: the document is erased; nothing can open it any more.
+    pub fn erased(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, m)
+    }
     fn code(&self) -> &'static str {
         match self.status {
             StatusCode::BAD_REQUEST => "bad_input",
@@ -90,6 +94,7 @@ impl ApiError {
             StatusCode::FORBIDDEN => "forbidden",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::GONE => "erased",
             _ => "unavailable",
         }
     }
@@ -145,7 +150,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/documents", post(submit_document).get(documents_by_ucr))
         .route("/v1/documents/{id}", get(document))
         .route("/v1/documents/{id}/decrypt", post(decrypt))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .route("/v1/documents/{id}/erase", post(erase))
+        .route("/v1/documents/{id}/status", get(document_status));
+    #[cfg(feature = "test-hooks")]
+    let signed = if test_hooks_enabled() {
+        signed.route("/v1/test/keys/{id}/{version}", get(test_keys))
+    } else {
+        signed
+    };
+    let signed = signed.route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -606,6 +619,11 @@ async fn decrypt(
             "{admin} is not issuer or recipient of document {id} on this node"
         )));
     }
+    if record.status == DocumentStatus::Erased {
+        return Err(ApiError::erased(format!(
+            "document {id} is erased; its keys are destroyed"
+        )));
+    }
     let keys = s
         .vault
         .get(&id, record.version)
@@ -662,6 +680,197 @@ async fn decrypt(
         "version": record.version,
         "kind": record.kind.as_str(),
         "payload": text,
+    })))
+}
+
+#[derive(Deserialize)]
+struct EraseRequest {
+    reason: String,
+    legal_basis: String,
+}
+
+/// Longest erase reason or legal basis accepted before the contract checks.
+const MAX_ERASE_TEXT_BYTES: usize = MAX_PURPOSE_BYTES;
+
+async fn erase(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let s = state.shared.clone();
+    let id = parse_id(&id)?;
+    let request: EraseRequest = parse_json(&body)?;
+    let reason = request.reason.trim().to_string();
+    let legal_basis = request.legal_basis.trim().to_string();
+    for (field, text) in [("reason", &reason), ("legal_basis", &legal_basis)] {
+        if text.is_empty() || text.len() > MAX_ERASE_TEXT_BYTES {
+            return Err(ApiError::bad_input(format!(
+                "{field}: must be 1 to {MAX_ERASE_TEXT_BYTES} bytes"
+            )));
+        }
+    }
+    let admin = &caller.officer.administration;
+    if *admin != s.admin {
+        return Err(ApiError::forbidden(format!(
+            "officer of {admin} cannot erase through the node of {}",
+            s.admin
+        )));
+    }
+    if !has_any_role(&caller.officer, &carnet_contracts::erasure::ERASING_ROLES) {
+        return Err(ApiError::forbidden(
+            "erasing documents needs the supervisor or admin role",
+        ));
+    }
+    let record = crate::ledger::document(&s.store, &id)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no document {id}")))?;
+    if record.issuer != *admin {
+        return Err(ApiError::forbidden(format!(
+            "only the issuer {} may erase document {id}",
+            record.issuer
+        )));
+    }
+    if record.status == DocumentStatus::Erased {
+        return Err(ApiError::bad_input(format!(
+            "document {id} is already erased"
+        )));
+    }
+    let tx = Transaction {
+        chain_id: s.chain_id.clone(),
+        signer: PublicKey(s.node_public()),
+        officer: Some(caller.key),
+        nonce: rand::rngs::OsRng.next_u64(),
+        expires_at_ms: now_ms() + TX_TTL_MS,
+        action: Action::EraseDocument {
+            id,
+            reason,
+            legal_basis,
+        },
+    }
+    .sign(&s.node_key);
+    let hash = tx.hash();
+    let waiter = s
+        .wait_for(hash)
+        .ok_or_else(|| ApiError::unavailable("too many requests waiting for finality"))?;
+    match s
+        .submit(
+            vec![TxGossip {
+                tx,
+                ciphertext: None,
+            }],
+            true,
+        )
+        .pop()
+    {
+        Some(Ok(_)) => {}
+        Some(Err(AdmissionError::Overloaded(n))) => {
+            s.metrics.reject("mempool_full");
+            return Err(ApiError::unavailable(format!(
+                "node overloaded: mempool holds {n} transactions"
+            )));
+        }
+        Some(Err(e)) => return Err(ApiError::bad_input(e.to_string())),
+        None => return Err(ApiError::unavailable("transaction not admitted")),
+    }
+    tracing::info!(document = %id, officer = %caller.key, "erasure submitted");
+    let outcome = match tokio::time::timeout(FINALITY_WAIT, waiter).await {
+        Ok(Ok(outcome)) => outcome,
+        _ => {
+            return Err(ApiError::unavailable(format!(
+                "erasure of {id} not final within 30 s; it may still become final"
+            )))
+        }
+    };
+    match outcome.result {
+        Ok(()) => Ok(Json(json!({
+            "id": id.to_string(),
+            "status": "erased",
+            "height": outcome.height,
+        }))),
+        Err(reason) => Err(ApiError::bad_input(format!(
+            "rejected by the ledger: {reason}"
+        ))),
+    }
+}
+
+async fn document_status(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = &state.shared;
+    let id = parse_id(&id)?;
+    let record = crate::ledger::document(&s.store, &id)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no document {id}")))?;
+    if !may_see(&caller, &record) {
+        return Err(ApiError::forbidden(format!(
+            "{} is neither issuer nor recipient of document {id}",
+            caller.officer.administration
+        )));
+    }
+    let committed = crate::ledger::Committed(&s.store);
+    let status = carnet_contracts::erasure::erasure_status(&committed, &id)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no document {id}")))?;
+    let height =
+        match carnet_contracts::erasure::erasure_record(&committed, &id).map_err(internal)? {
+            Some(erasure) => erasure.height,
+            None => record.height,
+        };
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "status": serde_json::to_value(status.status).unwrap_or(Value::Null),
+        "height": height,
+        "attestations": status.attestations.iter().map(|(a, h)| json!({"administration": a.as_str(), "height": h})).collect::<Vec<_>>(),
+        "pending": status.pending.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+    })))
+}
+
+#[cfg(feature = "test-hooks")]
+static TEST_HOOKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns on the test-only routes (`--enable-test-hooks`; `test-hooks` builds only).
+#[cfg(feature = "test-hooks")]
+pub fn enable_test_hooks() {
+    TEST_HOOKS.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[cfg(feature = "test-hooks")]
+fn test_hooks_enabled() -> bool {
+    TEST_HOOKS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// TEST ONLY (`test-hooks` feature and `--enable-test-hooks`): the DEK and salt of a
+/// document version as hex, so tests can scan disks for them after erasure.
+#[cfg(feature = "test-hooks")]
+async fn test_keys(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let version: u32 = version
+        .parse()
+        .map_err(|_| ApiError::bad_input("version is not a number"))?;
+    if caller.officer.administration != state.shared.admin {
+        return Err(ApiError::forbidden(
+            "test hook: officer of another administration",
+        ));
+    }
+    let keys = state
+        .shared
+        .vault
+        .get(&id, version)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no keys for {id} v{version}")))?;
+    tracing::warn!(document = %id, version, "TEST HOOK: document keys handed out");
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "version": version,
+        "dek": hex::encode(keys.dek),
+        "salt": hex::encode(keys.salt),
     })))
 }
 
@@ -722,7 +931,16 @@ pub fn openapi_document() -> Value {
             "/v1/documents/{id}/decrypt": {"post": {"summary": "Decrypt a document; the access is recorded on the ledger", "security": signed,
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["purpose"], "properties": {"purpose": {"type": "string"}}}}}},
-                "responses": with(json!({"type": "object", "properties": {"id": {"type": "string"}, "version": {"type": "integer"}, "kind": {"type": "string"}, "payload": {"type": "string"}}}), &["400", "401", "403", "404", "503"])}}
+                "responses": with(json!({"type": "object", "properties": {"id": {"type": "string"}, "version": {"type": "integer"}, "kind": {"type": "string"}, "payload": {"type": "string"}}}), &["400", "401", "403", "404", "410", "503"])}},
+            "/v1/documents/{id}/erase": {"post": {"summary": "Erase a document by key destruction (issuer's supervisor or admin); waits until final", "security": signed,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["reason", "legal_basis"], "properties": {"reason": {"type": "string"}, "legal_basis": {"type": "string"}}}}}},
+                "responses": with(json!({"type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string"}, "height": {"type": "integer"}}}), &["400", "401", "403", "404", "503"])}},
+            "/v1/documents/{id}/status": {"get": {"summary": "Status of a document and, once erased, its destruction attestations", "security": signed,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": with(json!({"type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string"}, "height": {"type": "integer"},
+                    "attestations": {"type": "array", "items": {"type": "object", "properties": {"administration": {"type": "string"}, "height": {"type": "integer"}}}},
+                    "pending": {"type": "array", "items": {"type": "string"}}}}), &["400", "401", "403", "404"])}}
         },
         "components": {
             "securitySchemes": {
@@ -732,7 +950,7 @@ pub fn openapi_document() -> Value {
             },
             "schemas": {
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-                    "code": {"type": "string", "enum": ["bad_input", "unauthorized", "forbidden", "not_found", "too_large", "unavailable"]},
+                    "code": {"type": "string", "enum": ["bad_input", "unauthorized", "forbidden", "not_found", "too_large", "erased", "unavailable"]},
                     "message": {"type": "string"}}}}},
                 "Document": {"type": "object", "properties": {
                     "id": {"type": "string"}, "version": {"type": "integer"}, "kind": {"type": "string"}, "issuer": {"type": "string"},
@@ -784,8 +1002,134 @@ mod tests {
         SigningKey::from_bytes(&[42; 32])
     }
 
+    fn plain_officer_key() -> SigningKey {
+        SigningKey::from_bytes(&[43; 32])
+    }
+
+    /// Puts a document record straight into committed state.
+    fn put_record(store: &Store, seed: u8, status: DocumentStatus) -> DocumentId {
+        let id = DocumentId([seed; 16]);
+        let record = DocumentRecord {
+            id,
+            version: 1,
+            kind: DocumentKind::ALL[0],
+            issuer: AdminCode("XA".into()),
+            submitted_by: PublicKey(officer_key().verifying_key().to_bytes()),
+            recipients: vec![AdminCode("XB".into())],
+            ucr_index: [1; 32],
+            commitment: [2; 32],
+            ciphertext_hash: [3; 32],
+            ciphertext_len: 10,
+            status,
+            height: 4,
+            time_ms: 1_700_000_000_000,
+        };
+        store
+            .put_raw(
+                crate::storage::CF_STATE,
+                &carnet_contracts::execute::state_keys::document(&id, 1),
+                &carnet_contracts::codec::encode(&record),
+            )
+            .unwrap();
+        id
+    }
+
+    #[tokio::test]
+    async fn erase_and_status_answer_precisely() {
+        let f = fixture();
+        let erase_body = || {
+            serde_json::to_vec(&json!({"reason": "court order", "legal_basis": "GDPR 17"})).unwrap()
+        };
+        let unknown = hex::encode([1u8; 16]);
+        // Unknown document: 404 for erase and status.
+        let path = format!("/v1/documents/{unknown}/erase");
+        let (status, body) = call(
+            &f.app,
+            signed(&officer_key(), Method::POST, &path, erase_body(), now_ms()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let path = format!("/v1/documents/{unknown}/status");
+        let (status, _) = call(
+            &f.app,
+            signed(&officer_key(), Method::GET, &path, vec![], now_ms()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let active = put_record(&f.store, 7, DocumentStatus::Active);
+        // A plain officer may not erase: 403 before anything is submitted.
+        let path = format!("/v1/documents/{active}/erase");
+        let (status, body) = call(
+            &f.app,
+            signed(
+                &plain_officer_key(),
+                Method::POST,
+                &path,
+                erase_body(),
+                now_ms(),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"]["code"], "forbidden");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("supervisor"));
+        // Missing legal basis: 400 naming the field.
+        let bad = serde_json::to_vec(&json!({"reason": "x", "legal_basis": " "})).unwrap();
+        let (status, body) = call(
+            &f.app,
+            signed(&officer_key(), Method::POST, &path, bad, now_ms()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("legal_basis"));
+        // Status of a live document: its status, nothing attested or pending.
+        let path = format!("/v1/documents/{active}/status");
+        let (status, body) = call(
+            &f.app,
+            signed(&officer_key(), Method::GET, &path, vec![], now_ms()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "active");
+        assert_eq!(body["height"], 4);
+        assert_eq!(body["attestations"], json!([]));
+        assert_eq!(body["pending"], json!([]));
+
+        let erased = put_record(&f.store, 8, DocumentStatus::Erased);
+        // Already erased: 400.
+        let path = format!("/v1/documents/{erased}/erase");
+        let (status, body) = call(
+            &f.app,
+            signed(&officer_key(), Method::POST, &path, erase_body(), now_ms()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already erased"));
+        // Decrypting an erased document: 410 with code `erased`.
+        let path = format!("/v1/documents/{erased}/decrypt");
+        let purpose = serde_json::to_vec(&json!({"purpose": "audit"})).unwrap();
+        let (status, body) = call(
+            &f.app,
+            signed(&officer_key(), Method::POST, &path, purpose, now_ms()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::GONE, "{body}");
+        assert_eq!(body["error"]["code"], "erased");
+    }
+
     struct Fixture {
         app: Router,
+        store: Arc<Store>,
         _dir: tempfile::TempDir,
         _driver: tokio::sync::mpsc::Receiver<crate::driver::DriverEvent>,
     }
@@ -797,17 +1141,27 @@ mod tests {
             chain_id: "carnet-test".into(),
             genesis_time_ms: 1_700_000_000_000,
             administrations: vec![admin("XA", 10), admin("XB", 20)],
-            officers: vec![Officer {
-                key: PublicKey(officer_key().verifying_key().to_bytes()),
-                administration: AdminCode("XA".into()),
-                name: "Officer".into(),
-                roles: vec![Role::Officer, Role::Supervisor, Role::Auditor, Role::Admin],
-                active: true,
-            }],
+            officers: vec![
+                Officer {
+                    key: PublicKey(officer_key().verifying_key().to_bytes()),
+                    administration: AdminCode("XA".into()),
+                    name: "Officer".into(),
+                    roles: vec![Role::Officer, Role::Supervisor, Role::Auditor, Role::Admin],
+                    active: true,
+                },
+                Officer {
+                    key: PublicKey(plain_officer_key().verifying_key().to_bytes()),
+                    administration: AdminCode("XA".into()),
+                    name: "Plain officer".into(),
+                    roles: vec![Role::Officer],
+                    active: true,
+                },
+            ],
         };
         let head = crate::node::prepare_store(&store, &genesis).unwrap();
         let (driver, rx) = tokio::sync::mpsc::channel(16);
         let vault: Arc<dyn KeyVault> = Arc::new(RocksVault::new(store.clone()));
+        let store_handle = store.clone();
         let validators = carnet_consensus::ValidatorSet::new(
             genesis
                 .administrations
@@ -836,9 +1190,11 @@ mod tests {
             view: AtomicU64::new(0),
             recent_blocks: Mutex::new(HashMap::new()),
             driver,
+            erasure_wake: tokio::sync::Notify::new(),
         });
         Fixture {
             app: router(shared),
+            store: store_handle,
             _dir: dir,
             _driver: rx,
         }

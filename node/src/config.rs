@@ -82,6 +82,65 @@ impl Default for MempoolSection {
     }
 }
 
+/// Key-vault backend (`[vault] backend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaultBackend {
+    /// The `vault` column family of the node's RocksDB store (default).
+    #[default]
+    Rocksdb,
+    /// A PKCS#11 token (HSM, or SoftHSM2 for tests).
+    Pkcs11,
+}
+
+/// Optional `[vault]` section; absent means the RocksDB vault.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSection {
+    #[serde(default)]
+    pub backend: VaultBackend,
+    /// Path of the PKCS#11 module (required for `pkcs11`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// Token label (required for `pkcs11`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_label: Option<String>,
+    /// File holding the user PIN (relative to the home), or ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_file: Option<PathBuf>,
+    /// ... environment variable holding it. Exactly one of the two for `pkcs11`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_env: Option<String>,
+}
+
+/// Where the validator signing key lives (`[validator] key`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValidatorKeySource {
+    /// `validator.key` in the home (default).
+    #[default]
+    File,
+    /// An Ed25519 key pair on the `[vault]` PKCS#11 token, found (or generated) by label.
+    Pkcs11,
+}
+
+/// Optional `[validator]` section; absent means `validator.key`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorSection {
+    #[serde(default)]
+    pub key: ValidatorKeySource,
+    /// Label of the key pair on the token (default `carnet-validator`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_label: Option<String>,
+}
+
+impl ValidatorSection {
+    pub fn label(&self) -> &str {
+        self.key_label.as_deref().unwrap_or("carnet-validator")
+    }
+}
+
 /// `config.toml` as written by `init` (docs/interfaces.md).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,6 +157,49 @@ pub struct NodeConfig {
     pub consensus: ConsensusSection,
     #[serde(default)]
     pub mempool: MempoolSection,
+    #[serde(default, skip_serializing_if = "is_default_vault")]
+    pub vault: VaultSection,
+    #[serde(default, skip_serializing_if = "is_default_validator")]
+    pub validator: ValidatorSection,
+}
+
+fn is_default_vault(v: &VaultSection) -> bool {
+    *v == VaultSection::default()
+}
+
+fn is_default_validator(v: &ValidatorSection) -> bool {
+    *v == ValidatorSection::default()
+}
+
+impl NodeConfig {
+    /// Parses config.toml text and checks the `[vault]`/`[validator]` switches.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let config: NodeConfig = toml::from_str(text).map_err(|e| invalid(path, e.to_string()))?;
+        if config.mempool.max_transactions == 0 || config.mempool.max_batch_transactions == 0 {
+            return Err(invalid(path, "mempool bounds must be positive"));
+        }
+        let needs_token = config.vault.backend == VaultBackend::Pkcs11
+            || config.validator.key == ValidatorKeySource::Pkcs11;
+        let v = &config.vault;
+        if needs_token {
+            if v.pkcs11_module.is_none() {
+                return Err(invalid(
+                    path,
+                    "[vault] pkcs11_module is required for PKCS#11",
+                ));
+            }
+            if v.token_label.as_deref().unwrap_or("").is_empty() {
+                return Err(invalid(path, "[vault] token_label is required for PKCS#11"));
+            }
+            if v.pin_file.is_some() == v.pin_env.is_some() {
+                return Err(invalid(
+                    path,
+                    "[vault] needs exactly one of pin_file and pin_env for PKCS#11",
+                ));
+            }
+        }
+        Ok(config)
+    }
 }
 
 fn default_log_file() -> PathBuf {
@@ -164,7 +266,8 @@ pub struct NodeHome {
     pub config: NodeConfig,
     pub genesis: Genesis,
     pub node_key: ed25519_dalek::SigningKey,
-    pub validator_key: ed25519_dalek::SigningKey,
+    /// `None` when `[validator] key = "pkcs11"` (the key is on the token).
+    pub validator_key: Option<ed25519_dalek::SigningKey>,
     pub encryption_key: x25519_dalek::StaticSecret,
     pub ucr_key: Secret32,
 }
@@ -187,6 +290,21 @@ impl NodeHome {
         }
     }
 
+    /// The PKCS#11 token settings, when `[vault]` names one.
+    pub fn pkcs11(&self) -> Option<crate::vault_pkcs11::Pkcs11Config> {
+        let v = &self.config.vault;
+        let pin = match (&v.pin_file, &v.pin_env) {
+            (Some(f), _) => crate::vault_pkcs11::PinSource::File(self.resolve(f)),
+            (None, Some(e)) => crate::vault_pkcs11::PinSource::Env(e.clone()),
+            (None, None) => return None,
+        };
+        Some(crate::vault_pkcs11::Pkcs11Config {
+            module: v.pkcs11_module.clone()?,
+            token_label: v.token_label.clone()?,
+            pin,
+        })
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -195,11 +313,7 @@ impl NodeHome {
     pub fn load(dir: &Path) -> Result<Self, ConfigError> {
         let config_path = dir.join("config.toml");
         let text = fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
-        let config: NodeConfig =
-            toml::from_str(&text).map_err(|e| invalid(&config_path, e.to_string()))?;
-        if config.mempool.max_transactions == 0 || config.mempool.max_batch_transactions == 0 {
-            return Err(invalid(&config_path, "mempool bounds must be positive"));
-        }
+        let config = NodeConfig::parse(&config_path, &text)?;
         let genesis_path = if config.genesis.is_absolute() {
             config.genesis.clone()
         } else {
@@ -216,14 +330,20 @@ impl NodeHome {
             return Err(invalid(&node_path, "public key does not match secret key"));
         }
         let validator_path = dir.join("validator.key");
-        let (validator_pub, validator_secret) = read_key_file(&validator_path)?;
-        let validator_key = ed25519_dalek::SigningKey::from_bytes(&validator_secret);
-        if validator_key.verifying_key().to_bytes() != validator_pub {
-            return Err(invalid(
-                &validator_path,
-                "public key does not match secret key",
-            ));
-        }
+        let validator_key = match config.validator.key {
+            ValidatorKeySource::Pkcs11 => None,
+            ValidatorKeySource::File => {
+                let (validator_pub, validator_secret) = read_key_file(&validator_path)?;
+                let key = ed25519_dalek::SigningKey::from_bytes(&validator_secret);
+                if key.verifying_key().to_bytes() != validator_pub {
+                    return Err(invalid(
+                        &validator_path,
+                        "public key does not match secret key",
+                    ));
+                }
+                Some(key)
+            }
+        };
         let enc_path = dir.join("encryption.key");
         let (enc_pub, enc_secret) = read_key_file(&enc_path)?;
         let encryption_key = x25519_dalek::StaticSecret::from(*enc_secret);
@@ -250,11 +370,13 @@ impl NodeHome {
                 "node key differs from the genesis record",
             ));
         }
-        if member.validator_key.0 != validator_pub {
-            return Err(invalid(
-                &validator_path,
-                "validator key differs from the genesis record",
-            ));
+        if let Some(key) = &validator_key {
+            if member.validator_key.0 != key.verifying_key().to_bytes() {
+                return Err(invalid(
+                    &validator_path,
+                    "validator key differs from the genesis record",
+                ));
+            }
         }
         if member.encryption_key != enc_pub {
             return Err(invalid(
@@ -342,6 +464,8 @@ pub fn init_home(args: &InitArgs) -> Result<serde_json::Value, ConfigError> {
         log_file: default_log_file(),
         consensus: ConsensusSection::default(),
         mempool: MempoolSection::default(),
+        vault: VaultSection::default(),
+        validator: ValidatorSection::default(),
     };
     let text = toml::to_string_pretty(&config).map_err(|e| invalid(&config_path, e.to_string()))?;
     fs::write(&config_path, text).map_err(io_err(&config_path))?;
@@ -392,5 +516,53 @@ mod tests {
         let config: NodeConfig = toml::from_str(&text).unwrap();
         assert_eq!(config.listen_api, "127.0.0.1:7201");
         assert!(!summary.to_string().contains("secret"));
+        assert!(!text.contains("[vault]"), "defaults are not written");
+        assert_eq!(config.vault.backend, VaultBackend::Rocksdb);
+        assert_eq!(config.validator.key, ValidatorKeySource::File);
+    }
+
+    const BASE: &str = r#"
+administration = "XA"
+genesis = "genesis.json"
+listen_p2p = "/ip4/127.0.0.1/tcp/7101"
+listen_api = "127.0.0.1:7201"
+"#;
+
+    #[test]
+    fn hsm_switches_parse_and_are_checked() {
+        let p = Path::new("config.toml");
+        let c = NodeConfig::parse(p, BASE).unwrap();
+        assert_eq!(c.vault, VaultSection::default());
+        assert_eq!(c.validator.label(), "carnet-validator");
+
+        let text = format!(
+            "{BASE}[vault]\nbackend = \"pkcs11\"\npkcs11_module = \"/usr/lib/softhsm/libsofthsm2.so\"\ntoken_label = \"carnet\"\npin_file = \"pin\"\n[validator]\nkey = \"pkcs11\"\nkey_label = \"val-XA\"\n"
+        );
+        let c = NodeConfig::parse(p, &text).unwrap();
+        assert_eq!(c.vault.backend, VaultBackend::Pkcs11);
+        assert_eq!(c.vault.token_label.as_deref(), Some("carnet"));
+        assert_eq!(c.vault.pin_file.as_deref(), Some(Path::new("pin")));
+        assert_eq!(c.validator.key, ValidatorKeySource::Pkcs11);
+        assert_eq!(c.validator.label(), "val-XA");
+
+        let env = format!(
+            "{BASE}[vault]\nbackend = \"pkcs11\"\npkcs11_module = \"/m.so\"\ntoken_label = \"t\"\npin_env = \"PIN\"\n"
+        );
+        let c = NodeConfig::parse(p, &env).unwrap();
+        assert_eq!(c.vault.pin_env.as_deref(), Some("PIN"));
+        assert_eq!(c.validator.key, ValidatorKeySource::File);
+
+        // Rejections: unknown backend, missing module, both or no PIN sources,
+        // HSM validator key without a token, unknown field.
+        for bad in [
+            format!("{BASE}[vault]\nbackend = \"tpm\"\n"),
+            format!("{BASE}[vault]\nbackend = \"pkcs11\"\ntoken_label = \"t\"\npin_env = \"P\"\n"),
+            format!("{BASE}[vault]\nbackend = \"pkcs11\"\npkcs11_module = \"/m.so\"\ntoken_label = \"t\"\n"),
+            format!("{BASE}[vault]\nbackend = \"pkcs11\"\npkcs11_module = \"/m.so\"\ntoken_label = \"t\"\npin_env = \"P\"\npin_file = \"f\"\n"),
+            format!("{BASE}[validator]\nkey = \"pkcs11\"\n"),
+            format!("{BASE}[validator]\nkey = \"file\"\nsecret = \"x\"\n"),
+        ] {
+            assert!(NodeConfig::parse(p, &bad).is_err(), "{bad}");
+        }
     }
 }

@@ -126,6 +126,12 @@ async fn deliver(shared: &Shared, entry: &OutboxEntry) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .ok_or("recipient is not a member")?;
     let peer = peer_id_of(&recipient.node_key.0).ok_or("recipient node key is not ed25519")?;
+    if ledger::document_version(&shared.store, &entry.document, entry.version)
+        .map_err(|e| e.to_string())?
+        .is_some_and(|r| r.status == carnet_contracts::DocumentStatus::Erased)
+    {
+        return Err("the document is erased".into());
+    }
     let keys = shared
         .vault
         .get(&entry.document, entry.version)

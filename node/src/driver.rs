@@ -12,18 +12,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use carnet_consensus::{
-    verify_certificate, Block, Certificate, Digest, Ed25519Signer, Engine, Input, Message, Output,
-    TimerKind, ValidatorIndex, View, VoteKind,
+    verify_certificate, Block, Certificate, Digest, Engine, Input, Message, Output, TimerKind,
+    ValidatorIndex, View, VoteKind,
 };
 use carnet_contracts::block::{BlockBody, MAX_BLOCK_TXS};
 use carnet_contracts::{Action, AdminCode};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::hsm_signer::ValidatorSigner;
 use crate::node::{now_ms, Shared, TxOutcome};
 use crate::p2p::{NetCommand, SyncRequest, SyncResponse};
 use crate::storage::{fatal, BlockWrite, Head, StoredBlock, TxLocation};
-use crate::{delivery, ledger};
+use crate::{delivery, erasure, ledger};
 
 /// Bound of the driver's event queue.
 pub const DRIVER_QUEUE: usize = 8192;
@@ -83,7 +84,7 @@ struct RecentBlock {
 
 pub struct Driver {
     shared: Arc<Shared>,
-    engine: Engine<Ed25519Signer>,
+    engine: Engine<ValidatorSigner>,
     events: mpsc::Sender<DriverEvent>,
     head: Head,
     empty_block_interval_ms: u64,
@@ -108,7 +109,7 @@ impl std::fmt::Debug for Driver {
 impl Driver {
     pub fn new(
         shared: Arc<Shared>,
-        engine: Engine<Ed25519Signer>,
+        engine: Engine<ValidatorSigner>,
         events: mpsc::Sender<DriverEvent>,
         head: Head,
         empty_block_interval_ms: u64,
@@ -522,6 +523,13 @@ impl Driver {
             state: executed.changes,
             ..BlockWrite::default()
         };
+        // Erasures: recorded in the block's batch, worked off by `erasure::spawn`
+        // (and at start, before serving). Decryption is refused from this block on.
+        for (document, versions) in &executed.erasures {
+            write
+                .meta
+                .push(erasure::pending_entry(document, *versions, height));
+        }
         let own_key = self.shared.node_public();
         let mut missing = Vec::new();
         for (index, (tx, hash)) in body.txs.iter().zip(&tx_hashes).enumerate() {
@@ -532,7 +540,7 @@ impl Driver {
                     index: index as u32,
                 },
             ));
-            if let Action::SubmitDocument(sub) = &tx.tx.action {
+            if let Some(sub) = tx.tx.action.document_submission() {
                 if let Some(ct) = ciphertexts.get(hash) {
                     write.payloads.push((sub.ciphertext_hash, ct.clone()));
                 } else if !matches!(self.shared.store.payload(&sub.ciphertext_hash), Ok(Some(_))) {
@@ -543,7 +551,8 @@ impl Driver {
                     .get(index)
                     .map(|r| r.is_ok())
                     .unwrap_or(false);
-                if accepted && tx.tx.signer.0 == own_key {
+                let first_version = !matches!(tx.tx.action, Action::AmendDocument { .. });
+                if accepted && first_version && tx.tx.signer.0 == own_key {
                     for recipient in &sub.recipients {
                         let (k, v) = delivery::outbox_entry(&sub.id, 1, recipient);
                         write.outbox.push((k, v));
@@ -574,6 +583,14 @@ impl Driver {
             self.shared.notify(hash, TxOutcome { height, result });
         }
         fetch_missing_ciphertexts(self.shared.clone(), missing);
+        if !executed.erasures.is_empty() {
+            tracing::info!(
+                height,
+                count = executed.erasures.len(),
+                "block erases documents"
+            );
+            self.shared.erasure_wake.notify_one();
+        }
         tracing::info!(
             height,
             view = block.view,
@@ -708,8 +725,10 @@ pub async fn fetch_ciphertext(shared: &Shared, hash: &[u8; 32]) -> Result<(), St
             .await
         {
             Ok(SyncResponse::Ciphertext(Some(ct))) if blake3::hash(&ct).as_bytes() == hash => {
-                if let Err(e) = shared.store.put_raw(crate::storage::CF_PAYLOADS, hash, &ct) {
-                    fatal("storing a ciphertext", &e);
+                match shared.store.put_payload_unless_erased(hash, &ct) {
+                    Ok(true) => {}
+                    Ok(false) => return Err("the document was erased".into()),
+                    Err(e) => fatal("storing a ciphertext", &e),
                 }
                 return Ok(());
             }

@@ -288,3 +288,27 @@ mod tests {
         assert!(parse_ec_point(&der[..20]).is_err());
     }
 }
+
+/// The validator signer a node runs with: `validator.key` or a key pair on the token
+/// (`[validator] key` in config.toml).
+#[derive(Debug)]
+pub enum ValidatorSigner {
+    File(Box<carnet_consensus::Ed25519Signer>),
+    Hsm(Box<Pkcs11Signer>),
+}
+
+impl Signer for ValidatorSigner {
+    fn index(&self) -> ValidatorIndex {
+        match self {
+            ValidatorSigner::File(s) => s.index(),
+            ValidatorSigner::Hsm(s) => s.index(),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Signature, SignerError> {
+        match self {
+            ValidatorSigner::File(s) => s.sign(message),
+            ValidatorSigner::Hsm(s) => s.sign(message),
+        }
+    }
+}

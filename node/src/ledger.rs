@@ -65,6 +65,8 @@ pub struct Executed {
     /// Per transaction: Ok, or the rule that rejected it.
     pub receipts: Vec<Result<(), String>>,
     pub app_hash: Hash32,
+    /// Documents erased by this block: (document, versions).
+    pub erasures: Vec<(DocumentId, u32)>,
 }
 
 /// Applies genesis to an empty state; returns the changes and the app hash of height 0.
@@ -75,6 +77,7 @@ pub fn genesis(store: &Store, genesis: &Genesis) -> Result<Executed, ExecError> 
         changes: overlay.changes,
         receipts: Vec::new(),
         app_hash,
+        erasures: Vec::new(),
     })
 }
 
@@ -95,6 +98,7 @@ pub fn execute(store: &Store, height: u64, body: &BlockBody) -> Result<Executed,
             .map(|r| r.outcome.map(|_| ()).map_err(|e| e.to_string()))
             .collect(),
         app_hash: outcome.app_hash,
+        erasures: outcome.erasures,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod driver;
+pub mod erasure;
 pub mod hsm_signer;
 pub mod ledger;
 pub mod mempool;

@@ -35,6 +35,10 @@ enum Command {
     Start {
         #[arg(long)]
         home: PathBuf,
+        /// Serve the test-only routes (GET /v1/test/keys/{id}/{version}). Required by,
+        /// and only accepted by, a binary built with the `test-hooks` feature.
+        #[arg(long)]
+        enable_test_hooks: bool,
     },
 }
 
@@ -58,7 +62,29 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }
-        Command::Start { home } => {
+        Command::Start {
+            home,
+            enable_test_hooks,
+        } => {
+            #[cfg(feature = "test-hooks")]
+            {
+                if !enable_test_hooks {
+                    anyhow::bail!(
+                        "this binary is built with the `test-hooks` feature, which hands out \
+                         document keys; refusing to start without --enable-test-hooks"
+                    );
+                }
+                eprintln!(
+                    "carnet-node: WARNING: test hooks enabled; never use this node for real data"
+                );
+                carnet_node::api::enable_test_hooks();
+            }
+            #[cfg(not(feature = "test-hooks"))]
+            if enable_test_hooks {
+                anyhow::bail!(
+                    "--enable-test-hooks needs a binary built with the `test-hooks` feature"
+                );
+            }
             let home = carnet_node::config::NodeHome::load(&home)?;
             let log_path = home.resolve(&home.config.log_file);
             let log_file = std::fs::OpenOptions::new()

@@ -54,8 +54,8 @@ pub struct Mempool {
 
 /// Checks that the ciphertext beside a transaction is the one it commits to.
 pub fn check_ciphertext(tx: &SignedTransaction, ciphertext: Option<&[u8]>) -> Result<(), String> {
-    match (&tx.tx.action, ciphertext) {
-        (Action::SubmitDocument(sub), Some(ct)) => {
+    match (tx.tx.action.document_submission(), ciphertext) {
+        (Some(sub), Some(ct)) => {
             if ct.len() > MAX_CIPHERTEXT_BYTES {
                 return Err(format!("ciphertext of {} bytes is too large", ct.len()));
             }
@@ -67,7 +67,7 @@ pub fn check_ciphertext(tx: &SignedTransaction, ciphertext: Option<&[u8]>) -> Re
             }
             Ok(())
         }
-        (Action::SubmitDocument(_), None) => Err("document transaction without ciphertext".into()),
+        (Some(_), None) => Err("document transaction without ciphertext".into()),
         (_, Some(_)) => Err("ciphertext beside a transaction that carries none".into()),
         (_, None) => Ok(()),
     }

@@ -20,6 +20,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::{peer_id_of, NodeHome};
 use crate::driver::{Driver, DriverEvent, DRIVER_QUEUE};
+use crate::hsm_signer::{Pkcs11Signer, ValidatorSigner};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::p2p::{
@@ -79,6 +80,8 @@ pub struct Shared {
     pub(crate) view: AtomicU64,
     pub(crate) recent_blocks: Mutex<HashMap<Digest, Block>>,
     pub driver: mpsc::Sender<DriverEvent>,
+    /// Wakes the erasure worker when a block erased documents.
+    pub erasure_wake: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Shared {
@@ -330,6 +333,9 @@ fn receive_keys(
     if !record.recipients.contains(&shared.admin) {
         return Err("this administration is not a recipient".into());
     }
+    if record.status == carnet_contracts::DocumentStatus::Erased {
+        return Err("the document is erased".into());
+    }
     let keys = unwrap_keys(
         wrapped,
         shared.encryption_secret(),
@@ -358,6 +364,14 @@ fn receive_keys(
     )
     .map_err(|e| e.to_string())?;
     payload.zeroize();
+    // Under the erasure lock: an erasure final meanwhile refuses the keys.
+    let _guard = crate::erasure::KEY_LOCK
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    match ledger::document_version(&shared.store, &document, version) {
+        Ok(Some(r)) if r.status != carnet_contracts::DocumentStatus::Erased => {}
+        _ => return Err("the document is erased".into()),
+    }
     if let Err(e) = shared.vault.put(&document, version, &keys) {
         crate::storage::fatal("storing received document keys in the vault", &e);
     }
@@ -402,6 +416,49 @@ pub fn prepare_store(store: &Store, genesis: &Genesis) -> Result<Head, StartErro
     Ok(head)
 }
 
+/// The validator signer from `validator.key` or the PKCS#11 token; refuses a key that is
+/// not the genesis validator key of this administration.
+fn validator_signer(
+    home: &NodeHome,
+    index: ValidatorIndex,
+    genesis_key: &carnet_contracts::PublicKey,
+) -> Result<ValidatorSigner, StartError> {
+    match (&home.validator_key, home.config.validator.key) {
+        (Some(key), crate::config::ValidatorKeySource::File) => {
+            if key.verifying_key().to_bytes() != genesis_key.0 {
+                return Err(StartError::Other(
+                    "validator.key differs from the genesis validator key".into(),
+                ));
+            }
+            Ok(ValidatorSigner::File(Box::new(Ed25519Signer::new(
+                index,
+                key.clone(),
+            ))))
+        }
+        _ => {
+            let token = home.pkcs11().ok_or_else(|| {
+                StartError::Other(
+                    "[validator] key = \"pkcs11\" needs the [vault] token settings".into(),
+                )
+            })?;
+            let label = home.config.validator.label();
+            let signer = Pkcs11Signer::generate_or_load(&token, label, index)
+                .map_err(|e| StartError::Other(format!("validator key on the token: {}", e.0)))?;
+            let public = signer.public_key().to_bytes();
+            if public != genesis_key.0 {
+                return Err(StartError::Other(format!(
+                    "validator key {label:?} on token {:?} is {}, but genesis names {}; refusing to start",
+                    token.token_label,
+                    hex::encode(public),
+                    hex::encode(genesis_key.0)
+                )));
+            }
+            tracing::info!(label, "validator key on PKCS#11 token");
+            Ok(ValidatorSigner::Hsm(Box::new(signer)))
+        }
+    }
+}
+
 /// Starts the node in `home` and runs until the process ends.
 pub async fn run(home: NodeHome) -> Result<(), StartError> {
     let store = Store::open(&home.data_dir())?;
@@ -427,7 +484,27 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::new());
     metrics.height.set(head.height as i64);
     let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE);
-    let vault: Arc<dyn KeyVault> = Arc::new(RocksVault::new(store.clone()));
+    let vault: Arc<dyn KeyVault> = match home.config.vault.backend {
+        crate::config::VaultBackend::Rocksdb => Arc::new(RocksVault::new(store.clone())),
+        crate::config::VaultBackend::Pkcs11 => {
+            let token = home
+                .pkcs11()
+                .ok_or_else(|| StartError::Other("[vault] PKCS#11 settings incomplete".into()))?;
+            let vault = crate::vault_pkcs11::Pkcs11Vault::open(&token)
+                .map_err(|e| StartError::Other(format!("key vault: {e}")))?;
+            tracing::info!(token = %token.token_label, "key vault on PKCS#11 token");
+            Arc::new(vault)
+        }
+    };
+    // The validator signer, checked against genesis before anything is served.
+    let signer = match own_index {
+        None => None,
+        Some(index) => Some(validator_signer(
+            &home,
+            index as ValidatorIndex,
+            &validator_admins[index].validator_key,
+        )?),
+    };
     let shared = Arc::new(Shared {
         admin: admin.clone(),
         chain_id: chain_id.clone(),
@@ -452,7 +529,15 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
         view: AtomicU64::new(0),
         recent_blocks: Mutex::new(HashMap::new()),
         driver: driver_tx.clone(),
+        erasure_wake: tokio::sync::Notify::new(),
     });
+
+    // Erasures finalized before a stop are destroyed before anything is served.
+    let destroyed = crate::erasure::destroy_pending(&store, shared.vault.as_ref())
+        .map_err(|e| StartError::Other(format!("finishing pending erasures: {e}")))?;
+    if destroyed > 0 {
+        tracing::info!(destroyed, "pending erasures destroyed before serving");
+    }
 
     // Network: allow exactly the genesis members.
     let mut members = HashMap::new();
@@ -519,10 +604,11 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
     });
 
     delivery::spawn(shared.clone());
+    crate::erasure::spawn(shared.clone());
 
     // Consensus.
-    match own_index {
-        Some(index) => {
+    match (own_index, signer) {
+        (Some(index), Some(signer)) => {
             let last_finalized = if head.height == 0 {
                 None
             } else {
@@ -537,7 +623,6 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
             config.notarization_timeout_ms = home.config.consensus.notarization_timeout_ms;
             config.retry_timeout_ms = home.config.consensus.retry_timeout_ms;
             config.max_block_bytes = p2p::MAX_GOSSIP_BYTES - 64 * 1024;
-            let signer = Ed25519Signer::new(index as ValidatorIndex, home.validator_key.clone());
             let engine = Engine::new(
                 config,
                 signer,
@@ -556,7 +641,7 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
             );
             driver.run(driver_rx).await;
         }
-        None => {
+        _ => {
             return Err(StartError::Other(format!(
                 "administration {admin} is not an active validator; observer nodes come later"
             )))

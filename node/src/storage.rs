@@ -107,6 +107,8 @@ pub struct BlockWrite {
     pub state: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     pub payloads: Vec<([u8; 32], Vec<u8>)>,
     pub outbox: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Metadata records written with the block (e.g. pending erasures).
+    pub meta: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StorageError> {
@@ -132,6 +134,16 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// The node's RocksDB database.
 pub struct Store {
     db: DB,
+    /// Serializes ciphertext writes against erasure: a ciphertext fetched from a peer
+    /// is never stored once its document is erased.
+    payload_lock: std::sync::Mutex<()>,
+}
+
+/// Meta key marking a ciphertext hash as erased (never stored again).
+fn erased_payload_key(hash: &[u8; 32]) -> Vec<u8> {
+    let mut key = b"erased_ct/".to_vec();
+    key.extend_from_slice(hash);
+    key
 }
 
 impl std::fmt::Debug for Store {
@@ -162,6 +174,14 @@ impl Store {
         options.set_paranoid_checks(true);
         options.set_atomic_flush(true);
         options.set_max_open_files(512);
+        // Erasure (docs/erasure.md): WAL files are never recycled (a reused file keeps
+        // old bytes) nor archived, and stay small so that obsolete ones, which may hold
+        // destroyed keys, are deleted as soon as the memtables are flushed.
+        options.set_recycle_log_file_num(0);
+        options.set_wal_ttl_seconds(0);
+        options.set_wal_size_limit_mb(0);
+        options.set_max_total_wal_size(64 * 1024 * 1024);
+        options.set_keep_log_file_num(10);
         let cfs = ALL_CFS.iter().map(|name| {
             let mut cf = Options::default();
             cf.set_paranoid_checks(true);
@@ -173,7 +193,10 @@ impl Store {
             ColumnFamilyDescriptor::new(*name, cf)
         });
         let db = DB::open_cf_descriptors(&options, path, cfs)?;
-        Ok(Arc::new(Self { db }))
+        Ok(Arc::new(Self {
+            db,
+            payload_lock: std::sync::Mutex::new(()),
+        }))
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -225,6 +248,56 @@ impl Store {
     pub fn compact(&self, cf: &str) {
         self.db
             .compact_range_cf(self.cf(cf), None::<&[u8]>, None::<&[u8]>);
+    }
+
+    /// Stores a ciphertext unless its hash was erased. Returns whether it was stored.
+    pub fn put_payload_unless_erased(
+        &self,
+        hash: &[u8; 32],
+        ciphertext: &[u8],
+    ) -> Result<bool, StorageError> {
+        let _guard = self.payload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.get_raw(CF_META, &erased_payload_key(hash))?.is_some() {
+            return Ok(false);
+        }
+        self.put_raw(CF_PAYLOADS, hash, ciphertext)?;
+        Ok(true)
+    }
+
+    /// Whether a ciphertext hash belongs to an erased document version.
+    pub fn payload_erased(&self, hash: &[u8; 32]) -> Result<bool, StorageError> {
+        Ok(self.get_raw(CF_META, &erased_payload_key(hash))?.is_some())
+    }
+
+    /// Deletes a ciphertext (synced) and marks its hash so it is never stored again.
+    /// The bytes stay in SST/WAL files until [`Store::purge_deleted`].
+    pub fn erase_payload(&self, hash: &[u8; 32]) -> Result<(), StorageError> {
+        let _guard = self.payload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), erased_payload_key(hash), [1u8]);
+        batch.delete_cf(self.cf(CF_PAYLOADS), hash);
+        Ok(self.db.write_opt(batch, &synced())?)
+    }
+
+    /// Makes deleted values physically leave the disk: flushes every memtable (so the
+    /// WAL files written before become obsolete and are deleted), compacts the given
+    /// column families down to the bottommost level with forced rewriting (so no SST
+    /// file keeps a deleted value), and syncs the new WAL. Files pinned by a live
+    /// iterator are deleted when it ends.
+    pub fn purge_deleted(&self, cfs: &[&str]) -> Result<(), StorageError> {
+        let handles: Vec<&rocksdb::ColumnFamily> = ALL_CFS.iter().map(|n| self.cf(n)).collect();
+        let mut flush = rocksdb::FlushOptions::default();
+        flush.set_wait(true);
+        self.db.flush_cfs_opt(&handles, &flush)?;
+        let mut compact = rocksdb::CompactOptions::default();
+        compact.set_exclusive_manual_compaction(true);
+        compact.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        for name in cfs {
+            self.db
+                .compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &compact);
+        }
+        self.db.flush_wal(true)?;
+        Ok(())
     }
 
     /// Key/value pairs whose key starts with `prefix`, at most `limit` of them.
@@ -389,6 +462,10 @@ impl Store {
         let cf_outbox = self.cf(CF_OUTBOX);
         for (k, v) in &write.outbox {
             batch.put_cf(cf_outbox, k, v);
+        }
+        let cf_meta = self.cf(CF_META);
+        for (k, v) in &write.meta {
+            batch.put_cf(cf_meta, k, v);
         }
         // The engine never votes again at or below a finalized view.
         batch.delete_range_cf(
@@ -558,6 +635,7 @@ mod tests {
             state,
             payloads: vec![([0xAA; 32], vec![1, 2, 3])],
             outbox: vec![],
+            meta: vec![],
         }
     }
 
