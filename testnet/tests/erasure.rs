@@ -1,0 +1,398 @@
+//! Erasure on a 4-node network of real processes on loopback (issue 5):
+//! XA submits an export declaration to XB and XC and XB decrypts it; XD is SIGKILLed;
+//! refused erasures (not the issuer, unknown id) change nothing; XA erases; the three
+//! live nodes attest while XD stays pending; decrypt answers "erased" (exit 4) on every
+//! node that could read it; XD restarts, erases on catch-up and attests; after shutdown
+//! no node home holds the plaintext, byte for byte.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Time the killed node gets to come back and catch up.
+const CATCH_UP: Duration = Duration::from_secs(60);
+/// `--wait-attestations` while XD is down: it must time out naming XD.
+const WAIT_WITH_XD_DOWN: &str = "20";
+/// `--wait-attestations` once XD is back.
+const WAIT_AFTER_RESTART: &str = "30";
+
+const REASON: &str = "data subject request: declarant's personal data";
+const LEGAL_BASIS: &str = "Regulation (EU) 2016/679, Article 17(1)(a)";
+
+/// `carnet --profile PROFILE --output json ARGS...`.
+fn cli(profile: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["--profile", profile.to_str().unwrap(), "--output", "json"];
+    all.extend_from_slice(args);
+    carnet(&all)
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// The set of administrations that attested, sorted.
+fn attested(status: &serde_json::Value) -> Vec<String> {
+    let mut codes: Vec<String> = status["attestations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no attestations array: {status}"))
+        .iter()
+        .map(|a| {
+            a["administration"]
+                .as_str()
+                .expect("administration")
+                .to_string()
+        })
+        .collect();
+    codes.sort();
+    codes
+}
+
+fn pending(status: &serde_json::Value) -> Vec<String> {
+    let mut codes: Vec<String> = status["pending"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pending array: {status}"))
+        .iter()
+        .map(|p| p.as_str().expect("pending code").to_string())
+        .collect();
+    codes.sort();
+    codes
+}
+
+fn strings(codes: &[&str]) -> Vec<String> {
+    codes.iter().map(|c| c.to_string()).collect()
+}
+
+#[test]
+fn erase_with_a_node_down_attestations_catch_up_and_clean_disk() {
+    let started = Instant::now();
+    let mut net = start_network(4);
+    let codes = net.network.testnet.codes();
+    assert_eq!(codes, strings(&["XA", "XB", "XC", "XD"]));
+    let (xa, xb, xc) = (net.profile("XA"), net.profile("XB"), net.profile("XC"));
+    let marker = format!("ERASURE-MARKER-{}", tag());
+    let scratch = net.scratch();
+
+    // 1. XA submits to XB and XC; XB decrypts it byte for byte.
+    let (id, payload, submitted_height) =
+        timed("XA submits to XB,XC; XB decrypts byte-identical", || {
+            let ucr = format!("24XA{}-ERASE", tag().to_uppercase());
+            let payload = export_declaration(&ucr, &marker);
+            let file = write_file(&scratch, "export.json", &payload);
+            let submitted = cli(
+                &xa,
+                &[
+                    "doc",
+                    "submit",
+                    "--kind",
+                    "export-declaration",
+                    "--ucr",
+                    &ucr,
+                    "--to",
+                    "XB,XC",
+                    "--file",
+                    file.to_str().unwrap(),
+                ],
+            );
+            assert_exit(&submitted, 0, "XA submits");
+            let submitted = json(&submitted);
+            let id = submitted["id"].as_str().expect("id").to_string();
+            assert_eq!(submitted["status"], "active");
+            let height = submitted["height"].as_u64().expect("height");
+
+            let out = scratch.join("decrypted-by-xb.json");
+            let decrypted = carnet(&[
+                "--profile",
+                xb.to_str().unwrap(),
+                "doc",
+                "decrypt",
+                &id,
+                "--purpose",
+                "import clearance of consignment",
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            assert_exit(&decrypted, 0, "XB decrypts");
+            assert_eq!(
+                std::fs::read(&out).unwrap(),
+                payload.as_bytes(),
+                "payload byte-identical"
+            );
+            // Not an erasure artefact: the decrypted copy lives outside every node home.
+            std::fs::remove_file(&out).unwrap();
+
+            let status = cli(&xa, &["doc", "status", &id]);
+            assert_exit(&status, 0, "status before erasure");
+            let status = json(&status);
+            assert_eq!(status["status"], "active", "{status}");
+            assert!(attested(&status).is_empty() && pending(&status).is_empty());
+            (id, payload, height)
+        });
+
+    // 2. XD holds the document, then dies without a goodbye.
+    timed("XD has the document's block; SIGKILL XD", || {
+        net.network
+            .wait_for_height(&strings(&["XD"]), submitted_height, Duration::from_secs(20))
+            .expect("XD reaches the document's height");
+        assert!(net.network.kill("XD").unwrap(), "XD was running");
+        assert!(!net.network.is_running("XD"));
+    });
+
+    // 3. Refused erasures change nothing; the issuer's erasure is final; a second one
+    //    is refused.
+    let erase_height = timed(
+        "erase: non-issuer 403, unknown 404, issuer ok, twice 400",
+        || {
+            let erase_args = |id: &str| -> Vec<String> {
+                strings(&[
+                    "doc",
+                    "erase",
+                    id,
+                    "--reason",
+                    REASON,
+                    "--legal-basis",
+                    LEGAL_BASIS,
+                ])
+            };
+            let args = erase_args(&id);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+            // XB's officer (a recipient, not the issuer) on XB's node.
+            let refused = cli(&xb, &args);
+            assert_exit(&refused, 3, "XB's officer erases XA's document");
+            assert_eq!(
+                json(&refused)["error"]["code"],
+                "forbidden",
+                "{}",
+                describe(&refused)
+            );
+            assert!(
+                stderr(&refused).starts_with("error: "),
+                "{}",
+                describe(&refused)
+            );
+
+            // XA's officer through XB's node: the node only serves its own officers.
+            let xb_api = net.network.testnet.node("XB").unwrap().api.clone();
+            let mut through_xb = vec!["--node", xb_api.as_str()];
+            through_xb.extend_from_slice(&args);
+            let refused = cli(&xa, &through_xb);
+            assert_exit(&refused, 3, "XA's officer erases through XB's node");
+            assert_eq!(
+                json(&refused)["error"]["code"],
+                "forbidden",
+                "{}",
+                describe(&refused)
+            );
+
+            // Unknown id.
+            let unknown = "00".repeat(16);
+            let unknown_args = erase_args(&unknown);
+            let unknown_args: Vec<&str> = unknown_args.iter().map(String::as_str).collect();
+            let missing = cli(&xa, &unknown_args);
+            assert_exit(&missing, 4, "erase of an unknown document");
+            assert_eq!(
+                json(&missing)["error"]["code"],
+                "not_found",
+                "{}",
+                describe(&missing)
+            );
+
+            // Nothing changed: still active and readable by its recipient.
+            let status = json(&cli(&xa, &["doc", "status", &id]));
+            assert_eq!(
+                status["status"], "active",
+                "a refused erasure changed it: {status}"
+            );
+            let still = carnet(&[
+                "--profile",
+                xc.to_str().unwrap(),
+                "doc",
+                "decrypt",
+                &id,
+                "--purpose",
+                "transit check",
+            ]);
+            assert_exit(&still, 0, "XC decrypts before the erasure");
+            assert_eq!(
+                still.stdout,
+                payload.as_bytes(),
+                "XC payload byte-identical"
+            );
+
+            // The issuer erases.
+            let erased = cli(&xa, &args);
+            assert_exit(&erased, 0, "XA erases");
+            let erased = json(&erased);
+            assert_eq!(erased["id"], id.as_str(), "{erased}");
+            assert_eq!(erased["status"], "erased", "{erased}");
+            let height = erased["height"].as_u64().expect("erasure height");
+            assert!(height >= submitted_height, "{erased}");
+
+            // Twice: 400 "already erased".
+            let again = cli(&xa, &args);
+            assert_exit(&again, 2, "second erasure");
+            let again_json = json(&again);
+            assert_eq!(again_json["error"]["code"], "bad_input", "{again_json}");
+            assert!(
+                again_json["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("already erased"),
+                "{again_json}"
+            );
+            height
+        },
+    );
+
+    // 4. The live nodes attest; XD is pending.
+    timed("attestations from XA, XB, XC; XD pending", || {
+        let waited = cli(
+            &xa,
+            &[
+                "doc",
+                "status",
+                &id,
+                "--wait-attestations",
+                WAIT_WITH_XD_DOWN,
+            ],
+        );
+        assert_exit(&waited, 5, "--wait-attestations with XD down times out");
+        let message = json(&waited)["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            message.contains("1 of 4") && message.ends_with(": XD"),
+            "the timeout must name XD alone: {}",
+            describe(&waited)
+        );
+        for profile in [&xa, &xb, &xc] {
+            let status = cli(profile, &["doc", "status", &id]);
+            assert_exit(&status, 0, "status");
+            let status = json(&status);
+            assert_eq!(status["status"], "erased", "{status}");
+            assert_eq!(status["height"].as_u64(), Some(erase_height), "{status}");
+            assert_eq!(attested(&status), strings(&["XA", "XB", "XC"]), "{status}");
+            assert_eq!(pending(&status), strings(&["XD"]), "{status}");
+            for a in status["attestations"].as_array().unwrap() {
+                assert!(
+                    a["height"].as_u64().unwrap() > erase_height,
+                    "an attestation before the erasure block: {status}"
+                );
+            }
+        }
+    });
+
+    // 5. Decrypt: 410 erased, exit 4, on every node that could read it.
+    timed("decrypt on XA, XB, XC: exit 4, erased", || {
+        for profile in [&xa, &xb, &xc] {
+            let out = cli(
+                profile,
+                &["doc", "decrypt", &id, "--purpose", "after erasure"],
+            );
+            assert_exit(&out, 4, "decrypt of an erased document");
+            let body = json(&out);
+            assert_eq!(body["error"]["code"], "erased", "{}", describe(&out));
+            let expected = format!("document {id} is erased");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(&expected),
+                "{}",
+                describe(&out)
+            );
+            assert!(stderr(&out).contains(&expected), "{}", describe(&out));
+            assert!(!String::from_utf8_lossy(&out.stdout).contains(&marker));
+        }
+    });
+
+    // 6. XD comes back, erases on catch-up and attests.
+    timed("restart XD: it catches up, erases and attests", || {
+        let live = strings(&["XA", "XB", "XC"]);
+        net.network.start("XD").unwrap();
+        let target = live
+            .iter()
+            .filter_map(|c| net.network.height(c))
+            .max()
+            .unwrap();
+        net.network
+            .wait_for_height(&strings(&["XD"]), target, CATCH_UP)
+            .expect("XD catches up");
+        let waited = cli(
+            &xa,
+            &[
+                "doc",
+                "status",
+                &id,
+                "--wait-attestations",
+                WAIT_AFTER_RESTART,
+            ],
+        );
+        assert_exit(&waited, 0, "all four attest");
+        let status = json(&waited);
+        assert_eq!(status["status"], "erased", "{status}");
+        assert!(pending(&status).is_empty(), "{status}");
+        assert_eq!(
+            attested(&status),
+            strings(&["XA", "XB", "XC", "XD"]),
+            "{status}"
+        );
+        // XD's attestation comes after the erasure block, from its catch-up.
+        let xd_height = status["attestations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["administration"] == "XD")
+            .and_then(|a| a["height"].as_u64())
+            .expect("XD attestation height");
+        assert!(xd_height > erase_height, "{status}");
+        // The same view from a recipient's node.
+        let on_xb = json(&cli(&xb, &["doc", "status", &id]));
+        assert!(pending(&on_xb).is_empty(), "{on_xb}");
+        assert_eq!(attested(&on_xb).len(), 4, "{on_xb}");
+    });
+
+    // 7. After shutdown, no node home holds the plaintext.
+    net.network.down().expect("down");
+    timed(
+        "plaintext marker on no node's disk (after shutdown)",
+        || {
+            // The scan itself must be able to fail: it finds a marker that is there.
+            let control = tempfile::tempdir().unwrap();
+            let planted = write_file(control.path(), "planted.bin", &format!("x{marker}y"));
+            assert_eq!(
+                files_containing(control.path(), marker.as_bytes()),
+                vec![planted]
+            );
+            let mut scanned = 0;
+            for node in &net.network.testnet.nodes {
+                let files = count_files(&node.home);
+                assert!(
+                    files > 3,
+                    "{}: only {files} files in {}",
+                    node.code,
+                    node.home.display()
+                );
+                assert!(
+                    node.home.join("data").is_dir(),
+                    "{}: no data dir",
+                    node.code
+                );
+                assert!(node.node_log().is_file(), "{}: no node.log", node.code);
+                assert!(node.stdout_log().is_file(), "{}: no stdout.log", node.code);
+                scanned += files;
+                let hits = files_containing(&node.home, marker.as_bytes());
+                assert!(
+                    hits.is_empty(),
+                    "{}: plaintext marker {marker} found on disk: {hits:?}",
+                    node.code
+                );
+            }
+            eprintln!("[disk] {scanned} files scanned, no marker found");
+        },
+    );
+    eprintln!("[erasure] done in {:.1} s", started.elapsed().as_secs_f64());
+}
