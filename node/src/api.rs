@@ -23,7 +23,7 @@ use carnet_contracts::envelope::{open_and_check, seal, ucr_index, DocumentKeys};
 use carnet_contracts::execute::{MAX_PURPOSE_BYTES, MAX_RECIPIENTS};
 use carnet_contracts::{
     Action, AdminCode, DocumentId, DocumentKind, DocumentRecord, DocumentStatus,
-    DocumentSubmission, Officer, PublicKey, Role, Transaction,
+    DocumentSubmission, Officer, PublicKey, Role,
 };
 use rand::RngCore;
 use serde::Deserialize;
@@ -31,8 +31,8 @@ use serde_json::{json, Value};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::mempool::AdmissionError;
-use crate::node::{now_ms, Shared};
-use crate::p2p::TxGossip;
+use crate::node::{now_ms, Shared, TxOutcome};
+use crate::storage::Store;
 
 /// Largest request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -46,8 +46,6 @@ pub const TIMESTAMP_WINDOW_MS: u64 = 30_000;
 pub const MAX_REPLAY_ENTRIES: usize = 100_000;
 /// How long `POST /v1/documents` waits for finality.
 pub const FINALITY_WAIT: Duration = Duration::from_secs(30);
-/// Lifetime of transactions the node builds.
-const TX_TTL_MS: u64 = 5 * 60 * 1000;
 /// Most documents returned by a UCR query.
 const MAX_UCR_RESULTS: usize = 1000;
 
@@ -481,13 +479,9 @@ async fn submit_document(
     if let Err(e) = s.vault.put(&id, 1, &keys) {
         crate::storage::fatal("storing document keys in the vault", &e);
     }
-    let tx = Transaction {
-        chain_id: s.chain_id.clone(),
-        signer: PublicKey(s.node_public()),
-        officer: Some(caller.key),
-        nonce: rng.next_u64(),
-        expires_at_ms: now_ms() + TX_TTL_MS,
-        action: Action::SubmitDocument(DocumentSubmission {
+    let tx = s.node_tx(
+        Some(caller.key),
+        Action::SubmitDocument(DocumentSubmission {
             id,
             kind,
             recipients,
@@ -496,48 +490,87 @@ async fn submit_document(
             ciphertext_hash: sealed.ciphertext_hash,
             ciphertext_len: sealed.ciphertext.len() as u32,
         }),
-    }
-    .sign(&s.node_key);
-    let hash = tx.hash();
+    );
+    let waiter = submit_for_finality(&s, tx, Some(sealed.ciphertext))?;
+    tracing::info!(document = %id, %kind, "document submitted");
+    let height = await_finality(
+        waiter,
+        format!("document {id} not final within 30 s; it may still become final"),
+    )
+    .await?;
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "version": 1,
+        "height": height,
+        "status": "active",
+        "kind": kind.as_str(),
+    })))
+}
+
+/// Registers a waiter for `tx`, then submits it (gossiped); the waiter yields its
+/// outcome once final.
+fn submit_for_finality(
+    s: &Shared,
+    tx: carnet_contracts::SignedTransaction,
+    ciphertext: Option<Vec<u8>>,
+) -> Result<tokio::sync::oneshot::Receiver<TxOutcome>, ApiError> {
     let waiter = s
-        .wait_for(hash)
+        .wait_for(tx.hash())
         .ok_or_else(|| ApiError::unavailable("too many requests waiting for finality"))?;
-    let gossip = TxGossip {
-        tx,
-        ciphertext: Some(sealed.ciphertext),
-    };
-    match s.submit(vec![gossip], true).pop() {
-        Some(Ok(_)) => {}
+    match s.submit_one(tx, ciphertext) {
+        Some(Ok(_)) => Ok(waiter),
         Some(Err(AdmissionError::Overloaded(n))) => {
             s.metrics.reject("mempool_full");
-            return Err(ApiError::unavailable(format!(
+            Err(ApiError::unavailable(format!(
                 "node overloaded: mempool holds {n} transactions"
-            )));
-        }
-        Some(Err(e)) => return Err(ApiError::bad_input(e.to_string())),
-        None => return Err(ApiError::unavailable("transaction not admitted")),
-    }
-    tracing::info!(document = %id, %kind, "document submitted");
-    let outcome = match tokio::time::timeout(FINALITY_WAIT, waiter).await {
-        Ok(Ok(outcome)) => outcome,
-        _ => {
-            return Err(ApiError::unavailable(format!(
-                "document {id} not final within 30 s; it may still become final"
             )))
         }
+        Some(Err(e)) => Err(ApiError::bad_input(e.to_string())),
+        None => Err(ApiError::unavailable("transaction not admitted")),
+    }
+}
+
+/// Waits up to `FINALITY_WAIT` for a submitted transaction; its height when the
+/// ledger accepted it; 503 with message `not_final` when not final in time, 400 when
+/// the ledger rejected it.
+async fn await_finality(
+    waiter: tokio::sync::oneshot::Receiver<TxOutcome>,
+    not_final: String,
+) -> Result<u64, ApiError> {
+    let outcome = match tokio::time::timeout(FINALITY_WAIT, waiter).await {
+        Ok(Ok(outcome)) => outcome,
+        _ => return Err(ApiError::unavailable(not_final)),
     };
     match outcome.result {
-        Ok(()) => Ok(Json(json!({
-            "id": id.to_string(),
-            "version": 1,
-            "height": outcome.height,
-            "status": "active",
-            "kind": kind.as_str(),
-        }))),
+        Ok(()) => Ok(outcome.height),
         Err(reason) => Err(ApiError::bad_input(format!(
             "rejected by the ledger: {reason}"
         ))),
     }
+}
+
+/// The committed record of document `id`; 404 when there is none.
+fn find_document(store: &Store, id: &DocumentId) -> Result<DocumentRecord, ApiError> {
+    crate::ledger::document(store, id)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no document {id}")))
+}
+
+/// The record of document `id` when the caller's administration may see it
+/// (issuer or recipient); 404 or 403 otherwise.
+fn visible_document(
+    store: &Store,
+    caller: &Caller,
+    id: &DocumentId,
+) -> Result<DocumentRecord, ApiError> {
+    let record = find_document(store, id)?;
+    if !may_see(caller, &record) {
+        return Err(ApiError::forbidden(format!(
+            "{} is neither issuer nor recipient of document {id}",
+            caller.officer.administration
+        )));
+    }
+    Ok(record)
 }
 
 fn parse_id(id: &str) -> Result<DocumentId, ApiError> {
@@ -550,15 +583,7 @@ async fn document(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let record = crate::ledger::document(&state.shared.store, &id)
-        .map_err(internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no document {id}")))?;
-    if !may_see(&caller, &record) {
-        return Err(ApiError::forbidden(format!(
-            "{} is neither issuer nor recipient of document {id}",
-            caller.officer.administration
-        )));
-    }
+    let record = visible_document(&state.shared.store, &caller, &id)?;
     Ok(Json(document_json(&record)))
 }
 
@@ -610,9 +635,7 @@ async fn decrypt(
             "purpose: must be 1 to {MAX_PURPOSE_BYTES} bytes"
         )));
     }
-    let record = crate::ledger::document(&s.store, &id)
-        .map_err(internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no document {id}")))?;
+    let record = find_document(&s.store, &id)?;
     let admin = &caller.officer.administration;
     if *admin != s.admin || !(record.issuer == *admin || record.recipients.contains(admin)) {
         return Err(ApiError::forbidden(format!(
@@ -647,31 +670,16 @@ async fn decrypt(
     );
     let text = String::from_utf8(payload.to_vec()).map_err(|_| internal("payload is not UTF-8"))?;
     // Record the access on the ledger without holding up the reply.
-    let mut rng = rand::rngs::OsRng;
-    let tx = Transaction {
-        chain_id: s.chain_id.clone(),
-        signer: PublicKey(s.node_public()),
-        officer: Some(caller.key),
-        nonce: rng.next_u64(),
-        expires_at_ms: now_ms() + TX_TTL_MS,
-        action: Action::RecordAccess {
+    let tx = s.node_tx(
+        Some(caller.key),
+        Action::RecordAccess {
             document: id,
             version: record.version,
             officer: caller.key,
             purpose,
         },
-    }
-    .sign(&s.node_key);
-    if let Some(Err(e)) = s
-        .submit(
-            vec![TxGossip {
-                tx,
-                ciphertext: None,
-            }],
-            true,
-        )
-        .pop()
-    {
+    );
+    if let Some(Err(e)) = s.submit_one(tx, None) {
         tracing::warn!(document = %id, "access record not queued: {e}");
     }
     tracing::info!(document = %id, officer = %caller.key, "document decrypted for an officer");
@@ -722,9 +730,7 @@ async fn erase(
             "erasing documents needs the supervisor or admin role",
         ));
     }
-    let record = crate::ledger::document(&s.store, &id)
-        .map_err(internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no document {id}")))?;
+    let record = find_document(&s.store, &id)?;
     if record.issuer != *admin {
         return Err(ApiError::forbidden(format!(
             "only the issuer {} may erase document {id}",
@@ -736,62 +742,26 @@ async fn erase(
             "document {id} is already erased"
         )));
     }
-    let tx = Transaction {
-        chain_id: s.chain_id.clone(),
-        signer: PublicKey(s.node_public()),
-        officer: Some(caller.key),
-        nonce: rand::rngs::OsRng.next_u64(),
-        expires_at_ms: now_ms() + TX_TTL_MS,
-        action: Action::EraseDocument {
+    let tx = s.node_tx(
+        Some(caller.key),
+        Action::EraseDocument {
             id,
             reason,
             legal_basis,
         },
-    }
-    .sign(&s.node_key);
-    let hash = tx.hash();
-    let waiter = s
-        .wait_for(hash)
-        .ok_or_else(|| ApiError::unavailable("too many requests waiting for finality"))?;
-    match s
-        .submit(
-            vec![TxGossip {
-                tx,
-                ciphertext: None,
-            }],
-            true,
-        )
-        .pop()
-    {
-        Some(Ok(_)) => {}
-        Some(Err(AdmissionError::Overloaded(n))) => {
-            s.metrics.reject("mempool_full");
-            return Err(ApiError::unavailable(format!(
-                "node overloaded: mempool holds {n} transactions"
-            )));
-        }
-        Some(Err(e)) => return Err(ApiError::bad_input(e.to_string())),
-        None => return Err(ApiError::unavailable("transaction not admitted")),
-    }
+    );
+    let waiter = submit_for_finality(&s, tx, None)?;
     tracing::info!(document = %id, officer = %caller.key, "erasure submitted");
-    let outcome = match tokio::time::timeout(FINALITY_WAIT, waiter).await {
-        Ok(Ok(outcome)) => outcome,
-        _ => {
-            return Err(ApiError::unavailable(format!(
-                "erasure of {id} not final within 30 s; it may still become final"
-            )))
-        }
-    };
-    match outcome.result {
-        Ok(()) => Ok(Json(json!({
-            "id": id.to_string(),
-            "status": "erased",
-            "height": outcome.height,
-        }))),
-        Err(reason) => Err(ApiError::bad_input(format!(
-            "rejected by the ledger: {reason}"
-        ))),
-    }
+    let height = await_finality(
+        waiter,
+        format!("erasure of {id} not final within 30 s; it may still become final"),
+    )
+    .await?;
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "status": "erased",
+        "height": height,
+    })))
 }
 
 async fn document_status(
@@ -801,15 +771,7 @@ async fn document_status(
 ) -> Result<Json<Value>, ApiError> {
     let s = &state.shared;
     let id = parse_id(&id)?;
-    let record = crate::ledger::document(&s.store, &id)
-        .map_err(internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no document {id}")))?;
-    if !may_see(&caller, &record) {
-        return Err(ApiError::forbidden(format!(
-            "{} is neither issuer nor recipient of document {id}",
-            caller.officer.administration
-        )));
-    }
+    let record = visible_document(&s.store, &caller, &id)?;
     let committed = crate::ledger::Committed(&s.store);
     let status = carnet_contracts::erasure::erasure_status(&committed, &id)
         .map_err(internal)?
@@ -969,34 +931,15 @@ mod tests {
     use crate::node::Shared;
     use crate::p2p::NetStatus;
     use crate::storage::Store;
+    use crate::test_support::admin;
     use crate::vault::{KeyVault, RocksVault};
     use axum::http::Method;
     use carnet_contracts::auth::sign_request;
-    use carnet_contracts::{Administration, Genesis};
+    use carnet_contracts::Genesis;
     use ed25519_dalek::SigningKey;
     use std::sync::atomic::AtomicU64;
     use std::sync::OnceLock;
     use tower::ServiceExt;
-
-    fn admin(code: &str, seed: u8) -> Administration {
-        Administration {
-            code: AdminCode(code.into()),
-            name: format!("Land {code}"),
-            node_key: PublicKey(
-                SigningKey::from_bytes(&[seed; 32])
-                    .verifying_key()
-                    .to_bytes(),
-            ),
-            validator_key: PublicKey(
-                SigningKey::from_bytes(&[seed + 1; 32])
-                    .verifying_key()
-                    .to_bytes(),
-            ),
-            encryption_key: carnet_contracts::keys::x25519_public(&[seed + 2; 32]),
-            voting_power: 1,
-            active: true,
-        }
-    }
 
     fn officer_key() -> SigningKey {
         SigningKey::from_bytes(&[42; 32])
@@ -1043,59 +986,35 @@ mod tests {
         let unknown = hex::encode([1u8; 16]);
         // Unknown document: 404 for erase and status.
         let path = format!("/v1/documents/{unknown}/erase");
-        let (status, body) = call(
-            &f.app,
-            signed(&officer_key(), Method::POST, &path, erase_body(), now_ms()),
-        )
-        .await;
+        let (status, body) =
+            call_as(&f.app, &officer_key(), Method::POST, &path, erase_body()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
         let path = format!("/v1/documents/{unknown}/status");
-        let (status, _) = call(
-            &f.app,
-            signed(&officer_key(), Method::GET, &path, vec![], now_ms()),
-        )
-        .await;
+        let (status, _) = call_as(&f.app, &officer_key(), Method::GET, &path, vec![]).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
 
         let active = put_record(&f.store, 7, DocumentStatus::Active);
         // A plain officer may not erase: 403 before anything is submitted.
         let path = format!("/v1/documents/{active}/erase");
-        let (status, body) = call(
+        let (status, body) = call_as(
             &f.app,
-            signed(
-                &plain_officer_key(),
-                Method::POST,
-                &path,
-                erase_body(),
-                now_ms(),
-            ),
+            &plain_officer_key(),
+            Method::POST,
+            &path,
+            erase_body(),
         )
         .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert_eq!(body["error"]["code"], "forbidden");
-        assert!(body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("supervisor"));
+        assert!(error_message(&body).contains("supervisor"));
         // Missing legal basis: 400 naming the field.
         let bad = serde_json::to_vec(&json!({"reason": "x", "legal_basis": " "})).unwrap();
-        let (status, body) = call(
-            &f.app,
-            signed(&officer_key(), Method::POST, &path, bad, now_ms()),
-        )
-        .await;
+        let (status, body) = call_as(&f.app, &officer_key(), Method::POST, &path, bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert!(body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("legal_basis"));
+        assert!(error_message(&body).contains("legal_basis"));
         // Status of a live document: its status, nothing attested or pending.
         let path = format!("/v1/documents/{active}/status");
-        let (status, body) = call(
-            &f.app,
-            signed(&officer_key(), Method::GET, &path, vec![], now_ms()),
-        )
-        .await;
+        let (status, body) = call_as(&f.app, &officer_key(), Method::GET, &path, vec![]).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["status"], "active");
         assert_eq!(body["height"], 4);
@@ -1105,24 +1024,14 @@ mod tests {
         let erased = put_record(&f.store, 8, DocumentStatus::Erased);
         // Already erased: 400.
         let path = format!("/v1/documents/{erased}/erase");
-        let (status, body) = call(
-            &f.app,
-            signed(&officer_key(), Method::POST, &path, erase_body(), now_ms()),
-        )
-        .await;
+        let (status, body) =
+            call_as(&f.app, &officer_key(), Method::POST, &path, erase_body()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert!(body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("already erased"));
+        assert!(error_message(&body).contains("already erased"));
         // Decrypting an erased document: 410 with code `erased`.
         let path = format!("/v1/documents/{erased}/decrypt");
         let purpose = serde_json::to_vec(&json!({"purpose": "audit"})).unwrap();
-        let (status, body) = call(
-            &f.app,
-            signed(&officer_key(), Method::POST, &path, purpose, now_ms()),
-        )
-        .await;
+        let (status, body) = call_as(&f.app, &officer_key(), Method::POST, &path, purpose).await;
         assert_eq!(status, StatusCode::GONE, "{body}");
         assert_eq!(body["error"]["code"], "erased");
     }
@@ -1219,6 +1128,22 @@ mod tests {
             .unwrap()
     }
 
+    /// Calls `path` with a request signed by `key` now.
+    async fn call_as(
+        app: &Router,
+        key: &SigningKey,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        call(app, signed(key, method, path, body, now_ms())).await
+    }
+
+    /// The message of an error reply.
+    fn error_message(body: &Value) -> &str {
+        body["error"]["message"].as_str().unwrap()
+    }
+
     async fn call(app: &Router, request: Request) -> (StatusCode, Value) {
         let response = app.clone().oneshot(request).await.unwrap();
         let status = response.status();
@@ -1251,26 +1176,16 @@ mod tests {
         let (status, body) = call(&f.app, replay).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"]["code"], "unauthorized");
-        assert!(body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("replayed"));
+        assert!(error_message(&body).contains("replayed"));
     }
 
     #[tokio::test]
     async fn unknown_officer_bad_signature_and_stale_timestamp_get_401() {
         let f = fixture();
         let stranger = SigningKey::from_bytes(&[99; 32]);
-        let (status, body) = call(
-            &f.app,
-            signed(&stranger, Method::GET, "/v1/status", vec![], now_ms()),
-        )
-        .await;
+        let (status, body) = call_as(&f.app, &stranger, Method::GET, "/v1/status", vec![]).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unknown"));
+        assert!(error_message(&body).contains("unknown"));
 
         let mut forged = signed(
             &officer_key(),
@@ -1290,10 +1205,7 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("timestamp"));
+        assert!(error_message(&body).contains("timestamp"));
 
         let unsigned = Request::builder()
             .uri("/v1/status")
@@ -1307,17 +1219,8 @@ mod tests {
     async fn oversized_body_gets_413() {
         let f = fixture();
         let body = vec![b'x'; MAX_BODY_BYTES + 1];
-        let (status, body) = call(
-            &f.app,
-            signed(
-                &officer_key(),
-                Method::POST,
-                "/v1/documents",
-                body,
-                now_ms(),
-            ),
-        )
-        .await;
+        let (status, body) =
+            call_as(&f.app, &officer_key(), Method::POST, "/v1/documents", body).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(body["error"]["code"], "too_large");
     }
@@ -1357,17 +1260,8 @@ mod tests {
         ];
         for (request, expected) in cases {
             let body = serde_json::to_vec(&request).unwrap();
-            let (status, answer) = call(
-                &f.app,
-                signed(
-                    &officer_key(),
-                    Method::POST,
-                    "/v1/documents",
-                    body,
-                    now_ms(),
-                ),
-            )
-            .await;
+            let (status, answer) =
+                call_as(&f.app, &officer_key(), Method::POST, "/v1/documents", body).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{request}: {answer}");
             assert_eq!(answer["error"]["code"], "bad_input");
             let message = answer["error"]["message"].as_str().unwrap();
@@ -1400,23 +1294,10 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert!(body["paths"]["/v1/documents/{id}/decrypt"]["post"].is_object());
         let path = format!("/v1/documents/{}", hex::encode([1u8; 16]));
-        let (status, body) = call(
-            &f.app,
-            signed(&officer_key(), Method::GET, &path, vec![], now_ms()),
-        )
-        .await;
+        let (status, body) = call_as(&f.app, &officer_key(), Method::GET, &path, vec![]).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-        let (status, body) = call(
-            &f.app,
-            signed(
-                &officer_key(),
-                Method::GET,
-                "/v1/blocks/0",
-                vec![],
-                now_ms(),
-            ),
-        )
-        .await;
+        let (status, body) =
+            call_as(&f.app, &officer_key(), Method::GET, "/v1/blocks/0", vec![]).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["height"], 0);
     }

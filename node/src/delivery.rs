@@ -112,13 +112,7 @@ async fn scan(shared: &Arc<Shared>) {
 }
 
 fn bincode_decode(bytes: &[u8]) -> Option<OutboxEntry> {
-    use bincode::Options as _;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_little_endian()
-        .with_limit(4096)
-        .deserialize(bytes)
-        .ok()
+    crate::storage::decode_limited(bytes, 4096).ok()
 }
 
 async fn deliver(shared: &Shared, entry: &OutboxEntry) -> Result<(), String> {

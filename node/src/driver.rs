@@ -502,7 +502,7 @@ impl Driver {
     /// Executes a finalized block and writes it with everything it changes in one batch.
     fn commit(&mut self, block: Block, finalization: Certificate, body: BlockBody) {
         let height = block.height;
-        let executed = match ledger::execute(&self.shared.store, height, &body) {
+        let mut executed = match ledger::execute(&self.shared.store, height, &body) {
             Ok(executed) => executed,
             Err(e) => fatal("executing a finalized block", &e),
         };
@@ -512,24 +512,7 @@ impl Driver {
             .into_iter()
             .filter_map(|(h, c)| c.map(|c| (h, c)))
             .collect();
-        let mut write = BlockWrite {
-            stored: Some(StoredBlock {
-                block: block.clone(),
-                finalization,
-                app_hash: executed.app_hash,
-                time_ms: body.time_ms,
-                tx_count: body.txs.len() as u32,
-            }),
-            state: executed.changes,
-            ..BlockWrite::default()
-        };
-        // Erasures: recorded in the block's batch, worked off by `erasure::spawn`
-        // (and at start, before serving). Decryption is refused from this block on.
-        for (document, versions) in &executed.erasures {
-            write
-                .meta
-                .push(erasure::pending_entry(document, *versions, height));
-        }
+        let mut write = block_write(block.clone(), finalization, &body, &mut executed);
         let own_key = self.shared.node_public();
         let mut missing = Vec::new();
         for (index, (tx, hash)) in body.txs.iter().zip(&tx_hashes).enumerate() {
@@ -788,4 +771,34 @@ async fn check_payload(
         }
     }
     Ok(())
+}
+
+/// The batch of a finalized, executed block: its record, the state changes (taken
+/// out of `executed`) and its erasures as pending — recorded in the block's batch,
+/// worked off by `erasure::spawn` (and at start, before serving). Decryption is
+/// refused from this block on.
+pub(crate) fn block_write(
+    block: Block,
+    finalization: Certificate,
+    body: &BlockBody,
+    executed: &mut ledger::Executed,
+) -> BlockWrite {
+    let height = block.height;
+    let mut write = BlockWrite {
+        stored: Some(StoredBlock {
+            block,
+            finalization,
+            app_hash: executed.app_hash,
+            time_ms: body.time_ms,
+            tx_count: body.txs.len() as u32,
+        }),
+        state: std::mem::take(&mut executed.changes),
+        ..BlockWrite::default()
+    };
+    for (document, versions) in &executed.erasures {
+        write
+            .meta
+            .push(erasure::pending_entry(document, *versions, height));
+    }
+    write
 }

@@ -24,13 +24,11 @@ use std::time::{Duration, Instant};
 
 use carnet_contracts::erasure::DestructionAttestation;
 use carnet_contracts::execute::query;
-use carnet_contracts::{Action, DocumentId, PublicKey, Transaction};
-use rand::RngCore;
+use carnet_contracts::{Action, DocumentId};
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::Committed;
-use crate::node::{now_ms, Shared};
-use crate::p2p::TxGossip;
+use crate::node::Shared;
 use crate::storage::{
     encode, fatal, StorageError, Store, CF_META, CF_OUTBOX, CF_PAYLOADS, CF_VAULT,
 };
@@ -44,8 +42,6 @@ const MAX_PER_ROUND: usize = 256;
 const ROUND_PERIOD: Duration = Duration::from_millis(500);
 /// Wait before resubmitting an attestation that is not final yet.
 const RESUBMIT_AFTER: Duration = Duration::from_secs(5);
-/// Lifetime of attestation transactions.
-const TX_TTL_MS: u64 = 5 * 60 * 1000;
 
 /// Held while keys are stored for a received document and while keys are destroyed,
 /// so a delivery racing an erasure either lands before the destruction or is refused.
@@ -81,13 +77,7 @@ pub fn pending_entry(document: &DocumentId, versions: u32, height: u64) -> (Vec<
 }
 
 fn decode_pending(bytes: &[u8]) -> Option<PendingErasure> {
-    use bincode::Options as _;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_little_endian()
-        .with_limit(4096)
-        .deserialize(bytes)
-        .ok()
+    crate::storage::decode_limited(bytes, 4096).ok()
 }
 
 /// The pending erasures, in document order.
@@ -226,73 +216,41 @@ async fn round(shared: &Arc<Shared>, submitted: &mut HashMap<DocumentId, Instant
         }
         submitted.insert(p.document, Instant::now());
         let tx = attestation_tx(shared, &p);
-        if let Some(Err(e)) = shared
-            .submit(
-                vec![TxGossip {
-                    tx,
-                    ciphertext: None,
-                }],
-                true,
-            )
-            .pop()
-        {
+        if let Some(Err(e)) = shared.submit_one(tx, None) {
             tracing::debug!(document = %p.document, "attestation not admitted yet: {e}");
         }
     }
 }
 
 fn attestation_tx(shared: &Shared, p: &PendingErasure) -> carnet_contracts::SignedTransaction {
-    Transaction {
-        chain_id: shared.chain_id.clone(),
-        signer: PublicKey(shared.node_public()),
-        officer: None,
-        nonce: rand::rngs::OsRng.next_u64(),
-        expires_at_ms: now_ms() + TX_TTL_MS,
-        action: Action::AttestDestruction(DestructionAttestation {
+    shared.node_tx(
+        None,
+        Action::AttestDestruction(DestructionAttestation {
             document: p.document,
             administration: shared.admin.clone(),
             erasure_height: p.height,
             versions: p.versions,
         }),
-    }
-    .sign(&shared.node_key)
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{BlockWrite, StoredBlock};
+    use crate::test_support::admin;
     use crate::vault::RocksVault;
     use carnet_consensus::{Block, Certificate, VoteKind};
     use carnet_contracts::block::BlockBody;
     use carnet_contracts::envelope::{seal, DocumentKeys};
     use carnet_contracts::{
-        AdminCode, Administration, DocumentKind, DocumentStatus, DocumentSubmission, Genesis,
-        Officer, Role, SignedTransaction,
+        AdminCode, DocumentKind, DocumentStatus, DocumentSubmission, Genesis, Officer, Role,
+        SignedTransaction,
     };
+    use carnet_contracts::{PublicKey, Transaction};
     use ed25519_dalek::SigningKey;
+    use rand::RngCore;
 
     const T0: u64 = 1_700_000_000_000;
-
-    fn admin(code: &str, seed: u8) -> Administration {
-        Administration {
-            code: AdminCode(code.into()),
-            name: format!("Land {code}"),
-            node_key: PublicKey(
-                SigningKey::from_bytes(&[seed; 32])
-                    .verifying_key()
-                    .to_bytes(),
-            ),
-            validator_key: PublicKey(
-                SigningKey::from_bytes(&[seed + 1; 32])
-                    .verifying_key()
-                    .to_bytes(),
-            ),
-            encryption_key: carnet_contracts::keys::x25519_public(&[seed + 2; 32]),
-            voting_power: 1,
-            active: true,
-        }
-    }
 
     fn tx(signer: &SigningKey, officer: Option<&SigningKey>, action: Action) -> SignedTransaction {
         Transaction {
@@ -318,7 +276,7 @@ mod tests {
         txs: Vec<SignedTransaction>,
     ) -> Committed3 {
         let body = BlockBody::new(T0 + height * 1000, AdminCode("XA".into()), txs, None);
-        let executed = crate::ledger::execute(store, height, &body).unwrap();
+        let mut executed = crate::ledger::execute(store, height, &body).unwrap();
         let block = Block {
             view: height,
             height,
@@ -326,26 +284,14 @@ mod tests {
             payload: body.encode(),
         };
         let digest = block.digest();
-        let mut write = BlockWrite {
-            stored: Some(StoredBlock {
-                block,
-                finalization: Certificate {
-                    kind: VoteKind::Finalize,
-                    view: height,
-                    digest: Some(digest),
-                    signers: vec![0b11],
-                    signatures: vec![vec![1; 64], vec![2; 64]],
-                },
-                app_hash: executed.app_hash,
-                time_ms: body.time_ms,
-                tx_count: body.txs.len() as u32,
-            }),
-            state: executed.changes,
-            ..BlockWrite::default()
+        let finalization = Certificate {
+            kind: VoteKind::Finalize,
+            view: height,
+            digest: Some(digest),
+            signers: vec![0b11],
+            signatures: vec![vec![1; 64], vec![2; 64]],
         };
-        for (document, versions) in &executed.erasures {
-            write.meta.push(pending_entry(document, *versions, height));
-        }
+        let write = crate::driver::block_write(block, finalization, &body, &mut executed);
         store.commit_block(write).unwrap();
         (executed.receipts, executed.erasures, digest)
     }

@@ -20,6 +20,8 @@ pub mod metrics;
 pub mod node;
 pub mod p2p;
 pub mod storage;
+#[cfg(test)]
+mod test_support;
 pub mod vault;
 pub mod vault_pkcs11;
 #[cfg(test)]

@@ -31,6 +31,10 @@ use crate::storage::{Head, StorageError, Store};
 use crate::vault::{KeyVault, RocksVault};
 use crate::{api, delivery, ledger};
 
+/// Lifetime of the transactions this node signs itself (submissions, access records,
+/// erasures, attestations).
+pub const NODE_TX_TTL_MS: u64 = 5 * 60 * 1000;
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -123,6 +127,34 @@ impl Shared {
 
     pub fn encryption_secret(&self) -> &[u8; 32] {
         &self.encryption_secret
+    }
+
+    /// A transaction signed by this node (for `officer`, if any), with a random nonce,
+    /// expiring `NODE_TX_TTL_MS` from now.
+    pub fn node_tx(
+        &self,
+        officer: Option<carnet_contracts::PublicKey>,
+        action: carnet_contracts::Action,
+    ) -> carnet_contracts::SignedTransaction {
+        use rand::RngCore as _;
+        carnet_contracts::Transaction {
+            chain_id: self.chain_id.clone(),
+            signer: carnet_contracts::PublicKey(self.node_public()),
+            officer,
+            nonce: rand::rngs::OsRng.next_u64(),
+            expires_at_ms: now_ms() + NODE_TX_TTL_MS,
+            action,
+        }
+        .sign(&self.node_key)
+    }
+
+    /// Submits one transaction (gossiping it if admitted); returns its admission result.
+    pub fn submit_one(
+        &self,
+        tx: carnet_contracts::SignedTransaction,
+        ciphertext: Option<Vec<u8>>,
+    ) -> Option<Result<[u8; 32], crate::mempool::AdmissionError>> {
+        self.submit(vec![TxGossip { tx, ciphertext }], true).pop()
     }
 
     pub fn validator_admin(&self, index: ValidatorIndex) -> Option<AdminCode> {

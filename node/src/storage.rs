@@ -112,13 +112,21 @@ pub struct BlockWrite {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StorageError> {
+    decode_limited(bytes, MAX_RECORD_BYTES)
+        .map_err(|e| StorageError::Corrupted(format!("{what}: {e}")))
+}
+
+/// Canonical bincode decoding of a record of at most `limit` bytes.
+pub(crate) fn decode_limited<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    limit: u64,
+) -> Result<T, bincode::Error> {
     use bincode::Options as _;
     bincode::DefaultOptions::new()
         .with_fixint_encoding()
         .with_little_endian()
-        .with_limit(MAX_RECORD_BYTES)
+        .with_limit(limit)
         .deserialize(bytes)
-        .map_err(|e| StorageError::Corrupted(format!("{what}: {e}")))
 }
 
 /// Canonical bincode (fixed-width little endian), as everywhere in Carnet.

@@ -75,41 +75,71 @@ enum Command {
     },
     /// Open-loop load through the HTTP API; reports throughput, finality latency, CPU,
     /// RSS, disk per document and the machine's ceiling.
-    Bench {
-        /// Target this testnet (initialised and started if needed); without it a fresh
-        /// network is started in a temporary directory and stopped afterwards.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        #[arg(long, default_value_t = 4)]
-        nodes: usize,
-        /// Seconds of load (with --rate).
-        #[arg(long, default_value_t = 30)]
-        duration: u64,
-        /// Offered documents per second (the first step with --find-max).
-        #[arg(long, required_unless_present = "find_max")]
-        rate: Option<f64>,
-        /// Step the rate up until p99 > 1 s or fewer than 90 % are acknowledged.
-        #[arg(long)]
-        find_max: bool,
-        /// Seconds per --find-max step.
-        #[arg(long, default_value_t = 10)]
-        step_secs: u64,
-        /// Rate multiplier between --find-max steps.
-        #[arg(long, default_value_t = 1.5)]
-        step_factor: f64,
-        #[arg(long, default_value_t = 2048)]
-        payload_bytes: usize,
-        #[arg(long, default_value_t = 1)]
-        recipients: usize,
-        /// Most requests in flight at once.
-        #[arg(long, default_value_t = 512)]
-        concurrency: usize,
-        #[arg(long, value_enum, default_value_t = OutputArg::Table)]
-        output: OutputArg,
-        /// Where the JSON report is written (default DIR/bench-report.json).
-        #[arg(long)]
-        report: Option<PathBuf>,
-    },
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Target this testnet (initialised and started if needed); without it a fresh
+    /// network is started in a temporary directory and stopped afterwards.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// Seconds of load (with --rate).
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Offered documents per second (the first step with --find-max).
+    #[arg(long, required_unless_present = "find_max")]
+    rate: Option<f64>,
+    /// Step the rate up until p99 > 1 s or fewer than 90 % are acknowledged.
+    #[arg(long)]
+    find_max: bool,
+    /// Seconds per --find-max step.
+    #[arg(long, default_value_t = 10)]
+    step_secs: u64,
+    /// Rate multiplier between --find-max steps.
+    #[arg(long, default_value_t = 1.5)]
+    step_factor: f64,
+    #[arg(long, default_value_t = 2048)]
+    payload_bytes: usize,
+    #[arg(long, default_value_t = 1)]
+    recipients: usize,
+    /// Most requests in flight at once.
+    #[arg(long, default_value_t = 512)]
+    concurrency: usize,
+    #[arg(long, value_enum, default_value_t = OutputArg::Table)]
+    output: OutputArg,
+    /// Where the JSON report is written (default DIR/bench-report.json).
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// Checks the arguments and turns them into the bench configuration and output format.
+    fn config(self) -> anyhow::Result<(bench::BenchConfig, OutputArg)> {
+        let rate = self.rate.unwrap_or(50.0);
+        anyhow::ensure!(rate > 0.0, "--rate must be positive");
+        anyhow::ensure!(self.step_factor > 1.0, "--step-factor must be above 1");
+        anyhow::ensure!(
+            self.duration > 0 && self.step_secs > 0,
+            "durations must be positive"
+        );
+        let config = bench::BenchConfig {
+            dir: self.dir,
+            nodes: self.nodes,
+            duration_secs: self.duration,
+            rate,
+            find_max: self.find_max,
+            step_secs: self.step_secs,
+            step_factor: self.step_factor,
+            payload_bytes: self.payload_bytes,
+            recipients: self.recipients,
+            concurrency: self.concurrency,
+            report: self.report,
+        };
+        Ok((config, self.output))
+    }
 }
 
 fn main() {
@@ -206,37 +236,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             network.detach();
         }
-        Command::Bench {
-            dir,
-            nodes,
-            duration,
-            rate,
-            find_max,
-            step_secs,
-            step_factor,
-            payload_bytes,
-            recipients,
-            concurrency,
-            output,
-            report,
-        } => {
-            let rate = rate.unwrap_or(50.0);
-            anyhow::ensure!(rate > 0.0, "--rate must be positive");
-            anyhow::ensure!(step_factor > 1.0, "--step-factor must be above 1");
-            anyhow::ensure!(duration > 0 && step_secs > 0, "durations must be positive");
-            let config = bench::BenchConfig {
-                dir,
-                nodes,
-                duration_secs: duration,
-                rate,
-                find_max,
-                step_secs,
-                step_factor,
-                payload_bytes,
-                recipients,
-                concurrency,
-                report,
-            };
+        Command::Bench(args) => {
+            let (config, output) = args.config()?;
             let report = bench::run(&config)?;
             match output {
                 OutputArg::Json => println!("{}", serde_json::to_string_pretty(&report)?),

@@ -28,6 +28,11 @@ fn cli(profile: &Path, args: &[&str]) -> std::process::Output {
     carnet(&all)
 }
 
+/// `doc status ID --wait-attestations WAIT` as `profile`.
+fn wait_attestations(profile: &Path, id: &str, wait: &str) -> std::process::Output {
+    cli(profile, &["doc", "status", id, "--wait-attestations", wait])
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
@@ -80,45 +85,23 @@ fn erase_with_a_node_down_attestations_catch_up_and_clean_disk() {
             let ucr = format!("24XA{}-ERASE", tag().to_uppercase());
             let payload = export_declaration(&ucr, &marker);
             let file = write_file(&scratch, "export.json", &payload);
-            let submitted = cli(
-                &xa,
-                &[
-                    "doc",
-                    "submit",
-                    "--kind",
-                    "export-declaration",
-                    "--ucr",
-                    &ucr,
-                    "--to",
-                    "XB,XC",
-                    "--file",
-                    file.to_str().unwrap(),
-                ],
+            let submitted = submit(
+                &["--profile", xa.to_str().unwrap(), "--output", "json"],
+                "export-declaration",
+                &ucr,
+                "XB,XC",
+                &file,
             );
             assert_exit(&submitted, 0, "XA submits");
             let submitted = json(&submitted);
             let id = submitted["id"].as_str().expect("id").to_string();
             assert_eq!(submitted["status"], "active");
             let height = submitted["height"].as_u64().expect("height");
+            wait_for_height(xb.to_str().unwrap(), height);
+            wait_for_height(xc.to_str().unwrap(), height);
 
             let out = scratch.join("decrypted-by-xb.json");
-            let decrypted = carnet(&[
-                "--profile",
-                xb.to_str().unwrap(),
-                "doc",
-                "decrypt",
-                &id,
-                "--purpose",
-                "import clearance of consignment",
-                "--out",
-                out.to_str().unwrap(),
-            ]);
-            assert_exit(&decrypted, 0, "XB decrypts");
-            assert_eq!(
-                std::fs::read(&out).unwrap(),
-                payload.as_bytes(),
-                "payload byte-identical"
-            );
+            assert_decrypts_to_file(xb.to_str().unwrap(), &id, &out, &payload, "XB decrypts");
             // Not an erasure artefact: the decrypted copy lives outside every node home.
             std::fs::remove_file(&out).unwrap();
 
@@ -160,12 +143,11 @@ fn erase_with_a_node_down_attestations_catch_up_and_clean_disk() {
 
             // XB's officer (a recipient, not the issuer) on XB's node.
             let refused = cli(&xb, &args);
-            assert_exit(&refused, 3, "XB's officer erases XA's document");
-            assert_eq!(
-                json(&refused)["error"]["code"],
+            assert_error(
+                &refused,
+                3,
                 "forbidden",
-                "{}",
-                describe(&refused)
+                "XB's officer erases XA's document",
             );
             assert!(
                 stderr(&refused).starts_with("error: "),
@@ -178,12 +160,11 @@ fn erase_with_a_node_down_attestations_catch_up_and_clean_disk() {
             let mut through_xb = vec!["--node", xb_api.as_str()];
             through_xb.extend_from_slice(&args);
             let refused = cli(&xa, &through_xb);
-            assert_exit(&refused, 3, "XA's officer erases through XB's node");
-            assert_eq!(
-                json(&refused)["error"]["code"],
+            assert_error(
+                &refused,
+                3,
                 "forbidden",
-                "{}",
-                describe(&refused)
+                "XA's officer erases through XB's node",
             );
 
             // Unknown id.
@@ -191,13 +172,7 @@ fn erase_with_a_node_down_attestations_catch_up_and_clean_disk() {
             let unknown_args = erase_args(&unknown);
             let unknown_args: Vec<&str> = unknown_args.iter().map(String::as_str).collect();
             let missing = cli(&xa, &unknown_args);
-            assert_exit(&missing, 4, "erase of an unknown document");
-            assert_eq!(
-                json(&missing)["error"]["code"],
-                "not_found",
-                "{}",
-                describe(&missing)
-            );
+            assert_error(&missing, 4, "not_found", "erase of an unknown document");
 
             // Nothing changed: still active and readable by its recipient.
             let status = json(&cli(&xa, &["doc", "status", &id]));
@@ -205,15 +180,12 @@ fn erase_with_a_node_down_attestations_catch_up_and_clean_disk() {
                 status["status"], "active",
                 "a refused erasure changed it: {status}"
             );
-            let still = carnet(&[
-                "--profile",
-                xc.to_str().unwrap(),
-                "doc",
-                "decrypt",
+            let still = decrypt(
+                &["--profile", xc.to_str().unwrap()],
                 &id,
-                "--purpose",
                 "transit check",
-            ]);
+                None,
+            );
             assert_exit(&still, 0, "XC decrypts before the erasure");
             assert_eq!(
                 still.stdout,
@@ -248,16 +220,7 @@ fn erase_with_a_node_down_attestations_catch_up_and_clean_disk() {
 
     // 4. The live nodes attest; XD is pending.
     timed("attestations from XA, XB, XC; XD pending", || {
-        let waited = cli(
-            &xa,
-            &[
-                "doc",
-                "status",
-                &id,
-                "--wait-attestations",
-                WAIT_WITH_XD_DOWN,
-            ],
-        );
+        let waited = wait_attestations(&xa, &id, WAIT_WITH_XD_DOWN);
         assert_exit(&waited, 5, "--wait-attestations with XD down times out");
         let message = json(&waited)["error"]["message"]
             .as_str()
@@ -288,9 +251,11 @@ fn erase_with_a_node_down_attestations_catch_up_and_clean_disk() {
     // 5. Decrypt: 410 erased, exit 4, on every node that could read it.
     timed("decrypt on XA, XB, XC: exit 4, erased", || {
         for profile in [&xa, &xb, &xc] {
-            let out = cli(
-                profile,
-                &["doc", "decrypt", &id, "--purpose", "after erasure"],
+            let out = decrypt(
+                &["--profile", profile.to_str().unwrap(), "--output", "json"],
+                &id,
+                "after erasure",
+                None,
             );
             assert_exit(&out, 4, "decrypt of an erased document");
             let body = json(&out);
@@ -321,16 +286,7 @@ fn erase_with_a_node_down_attestations_catch_up_and_clean_disk() {
         net.network
             .wait_for_height(&strings(&["XD"]), target, CATCH_UP)
             .expect("XD catches up");
-        let waited = cli(
-            &xa,
-            &[
-                "doc",
-                "status",
-                &id,
-                "--wait-attestations",
-                WAIT_AFTER_RESTART,
-            ],
-        );
+        let waited = wait_attestations(&xa, &id, WAIT_AFTER_RESTART);
         assert_exit(&waited, 0, "all four attest");
         let status = json(&waited);
         assert_eq!(status["status"], "erased", "{status}");

@@ -72,22 +72,13 @@ fn demo_walk(net: &TestNetwork, marker: &str) {
     assert!(status["chain_id"].is_string() && status["last_block_hash"].is_string());
     assert!(status["peers"].is_u64(), "{status}");
 
-    let submitted = carnet(&[
-        "--profile",
-        xa,
-        "--output",
-        "json",
-        "doc",
-        "submit",
-        "--kind",
+    let submitted = submit(
+        &["--profile", xa, "--output", "json"],
         "export-declaration",
-        "--ucr",
         &ucr,
-        "--to",
         "XB",
-        "--file",
-        file.to_str().unwrap(),
-    ]);
+        &file,
+    );
     assert_exit(&submitted, 0, "XA submits");
     let submitted = json(&submitted);
     let id = submitted["id"].as_str().expect("id").to_string();
@@ -95,17 +86,10 @@ fn demo_walk(net: &TestNetwork, marker: &str) {
     assert_eq!(submitted["kind"], "export-declaration");
     assert_eq!(submitted["status"], "active");
     assert!(submitted["height"].as_u64().unwrap() >= 1);
+    wait_for_height(xb, submitted["height"].as_u64().unwrap());
+    wait_for_height(xc, submitted["height"].as_u64().unwrap());
 
-    let found = carnet(&[
-        "--profile",
-        xb,
-        "--output",
-        "json",
-        "doc",
-        "find",
-        "--ucr",
-        &ucr,
-    ]);
+    let found = find_by_ucr(xb, &ucr);
     assert_exit(&found, 0, "XB finds by UCR");
     let found = json(&found);
     let docs = found["documents"].as_array().expect("documents");
@@ -123,32 +107,8 @@ fn demo_walk(net: &TestNetwork, marker: &str) {
     );
 
     let out = scratch.join("decrypted-by-xb.json");
-    let decrypted = carnet(&[
-        "--profile",
-        xb,
-        "doc",
-        "decrypt",
-        &id,
-        "--purpose",
-        "import clearance of consignment",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_exit(&decrypted, 0, "XB decrypts to a file");
-    assert_eq!(
-        std::fs::read(&out).unwrap(),
-        payload.as_bytes(),
-        "payload byte-identical"
-    );
-    let to_stdout = carnet(&[
-        "--profile",
-        xb,
-        "doc",
-        "decrypt",
-        &id,
-        "--purpose",
-        "risk analysis",
-    ]);
+    assert_decrypts_to_file(xb, &id, &out, &payload, "XB decrypts to a file");
+    let to_stdout = decrypt(&["--profile", xb], &id, "risk analysis", None);
     assert_exit(&to_stdout, 0, "XB decrypts to stdout");
     assert_eq!(
         to_stdout.stdout,
@@ -156,34 +116,34 @@ fn demo_walk(net: &TestNetwork, marker: &str) {
         "stdout byte-identical"
     );
 
-    let refused = carnet(&[
-        "--profile",
-        xc,
-        "--output",
-        "json",
-        "doc",
-        "decrypt",
+    let refused = decrypt(
+        &["--profile", xc, "--output", "json"],
         &id,
-        "--purpose",
         "curiosity",
-    ]);
+        None,
+    );
     assert_exit(&refused, 3, "XC is not a recipient");
     assert!(json(&refused)["error"]["code"].is_string());
     assert!(String::from_utf8_lossy(&refused.stderr).starts_with("error: "));
     assert!(!String::from_utf8_lossy(&refused.stdout).contains(marker));
 
-    let hidden = carnet(&[
+    let hidden = find_by_ucr(xc, &ucr);
+    assert_exit(&hidden, 0, "XC finds nothing it may not see");
+    assert_eq!(json(&hidden)["documents"], serde_json::json!([]));
+}
+
+/// `carnet --profile PROFILE --output json doc find --ucr UCR`.
+fn find_by_ucr(profile: &str, ucr: &str) -> std::process::Output {
+    carnet(&[
         "--profile",
-        xc,
+        profile,
         "--output",
         "json",
         "doc",
         "find",
         "--ucr",
-        &ucr,
-    ]);
-    assert_exit(&hidden, 0, "XC finds nothing it may not see");
-    assert_eq!(json(&hidden)["documents"], serde_json::json!([]));
+        ucr,
+    ])
 }
 
 /// Sends `body` to POST /v1/documents with `headers` (or freshly signed ones).
@@ -300,22 +260,18 @@ fn bad_input_changes_nothing(net: &TestNetwork) {
         "keygen",
     );
     let payload_file = write_file(&scratch, "good.json", good_payload);
-    let out = carnet(&[
-        "--node",
-        &testnet.node("XA").unwrap().api,
-        "--key",
-        stranger_key.to_str().unwrap(),
-        "doc",
-        "submit",
-        "--kind",
+    let out = submit(
+        &[
+            "--node",
+            &testnet.node("XA").unwrap().api,
+            "--key",
+            stranger_key.to_str().unwrap(),
+        ],
         "export-declaration",
-        "--ucr",
         &ucr,
-        "--to",
         "XB",
-        "--file",
-        payload_file.to_str().unwrap(),
-    ]);
+        &payload_file,
+    );
     assert_exit(&out, 3, "unknown officer via CLI");
 
     // Truncated and oversized bodies, properly signed.
@@ -373,39 +329,23 @@ fn bad_input_changes_nothing(net: &TestNetwork) {
         } else {
             &payload_file
         };
-        let out = carnet(&[
-            "--profile",
-            xa_profile,
-            "--output",
-            "json",
-            "doc",
-            "submit",
-            "--kind",
+        let out = submit(
+            &["--profile", xa_profile, "--output", "json"],
             kind,
-            "--ucr",
             &ucr,
-            "--to",
             to,
-            "--file",
-            file.to_str().unwrap(),
-        ]);
+            file,
+        );
         assert_exit(&out, code, what);
         assert!(json(&out)["error"]["message"].is_string(), "{what}");
     }
-    let missing = carnet(&[
-        "--profile",
-        xa_profile,
-        "doc",
-        "submit",
-        "--kind",
+    let missing = submit(
+        &["--profile", xa_profile],
         "export-declaration",
-        "--ucr",
         &ucr,
-        "--to",
         "XB",
-        "--file",
-        scratch.join("missing.json").to_str().unwrap(),
-    ]);
+        &scratch.join("missing.json"),
+    );
     assert_exit(&missing, 2, "unreadable payload file");
 
     // Not found, and unavailable.

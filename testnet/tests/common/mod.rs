@@ -112,33 +112,32 @@ pub fn export_declaration(ucr: &str, marker: &str) -> String {
 /// Every file under `root` whose bytes contain `needle`.
 pub fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
+    let is_real_dir = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    walk(root, is_real_dir, |path| {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            return;
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(path);
-            } else if meta.is_file() {
-                if let Ok(bytes) = std::fs::read(&path) {
-                    if bytes.windows(needle.len()).any(|w| w == needle) {
-                        found.push(path);
-                    }
+        if meta.is_file() {
+            if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(path);
                 }
             }
         }
-    }
+    });
     found
 }
 
 /// Number of files under `root` (to show a scan looked at something).
 pub fn count_files(root: &Path) -> usize {
     let mut count = 0;
+    walk(root, Path::is_dir, |_| count += 1);
+    count
+}
+
+/// Visits every entry under `root` that `descend` does not enter (unreadable
+/// directories are skipped).
+fn walk(root: &Path, descend: impl Fn(&Path) -> bool, mut visit: impl FnMut(PathBuf)) {
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -146,14 +145,13 @@ pub fn count_files(root: &Path) -> usize {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() {
+            if descend(&path) {
                 stack.push(path);
             } else {
-                count += 1;
+                visit(path);
             }
         }
     }
-    count
 }
 
 /// Runs `check`, printing its name and duration (the suite's per-check timing).
@@ -166,4 +164,78 @@ pub fn timed<T>(name: &str, check: impl FnOnce() -> T) -> T {
         started.elapsed().as_secs_f64()
     );
     value
+}
+
+/// Runs `carnet PREFIX.. doc submit --kind KIND --ucr UCR --to TO --file FILE`.
+pub fn submit(prefix: &[&str], kind: &str, ucr: &str, to: &str, file: &Path) -> Output {
+    let mut args = prefix.to_vec();
+    args.extend_from_slice(&[
+        "doc",
+        "submit",
+        "--kind",
+        kind,
+        "--ucr",
+        ucr,
+        "--to",
+        to,
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    carnet(&args)
+}
+
+/// Asserts a CLI run failed with exit code `exit` and the JSON error code `code`.
+pub fn assert_error(out: &Output, exit: i32, code: &str, what: &str) {
+    assert_exit(out, exit, what);
+    assert_eq!(
+        json(out)["error"]["code"],
+        code,
+        "{what}: {}",
+        describe(out)
+    );
+}
+
+/// Runs `carnet PREFIX.. doc decrypt ID --purpose PURPOSE [--out OUT]`.
+pub fn decrypt(prefix: &[&str], id: &str, purpose: &str, out: Option<&Path>) -> Output {
+    let mut args = prefix.to_vec();
+    args.extend_from_slice(&["doc", "decrypt", id, "--purpose", purpose]);
+    if let Some(out) = out {
+        args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    }
+    carnet(&args)
+}
+
+/// As `profile`, decrypts `id` for import clearance into `out` and asserts it comes back
+/// byte for byte as `payload`.
+pub fn assert_decrypts_to_file(profile: &str, id: &str, out: &Path, payload: &str, what: &str) {
+    let decrypted = decrypt(
+        &["--profile", profile],
+        id,
+        "import clearance of consignment",
+        Some(out),
+    );
+    assert_exit(&decrypted, 0, what);
+    assert_eq!(
+        std::fs::read(out).unwrap(),
+        payload.as_bytes(),
+        "payload byte-identical"
+    );
+}
+
+/// Waits until the node behind `profile` has executed `height`: a block final on one node
+/// is executed by the others a moment later, so reads on another node wait for it first.
+pub fn wait_for_height(profile: &str, height: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = carnet(&["--profile", profile, "--output", "json", "status"]);
+        if out.status.success() && json(&out)["height"].as_u64().unwrap_or(0) >= height {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node of {profile} did not reach height {height}: {}",
+            describe(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
