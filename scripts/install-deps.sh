@@ -7,7 +7,7 @@ set -euo pipefail
 # package -> a file or command that shows it is installed
 declare -A probes=(
   [clang]="command:clang"
-  [libclang-dev]="glob:/usr/lib/llvm-*/lib/libclang*.so*"
+  [libclang-dev]="glob:/usr/lib/llvm-*/lib/libclang.so"
   [pkg-config]="command:pkg-config"
   [softhsm2]="command:softhsm2-util"
   [iproute2]="command:ip"
