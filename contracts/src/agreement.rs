@@ -20,6 +20,7 @@
 //! silently when several cover a submission ([`resolve_agreement`] names them instead).
 
 use crate::codec;
+use crate::envelope::{WrappedKeys, ENCAPSULATED_KEY_BYTES, WRAPPED_SECRET_BYTES};
 use crate::execute::{state_keys, ExecError, StateStore};
 use crate::types::{AdminCode, AgreementId, DocumentKind};
 use crate::ContractError;
@@ -85,7 +86,26 @@ pub struct Agreement {
     /// time of their first version; `None` keeps them until erased by a transaction.
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// A retention period in seconds instead of days, for short-lived data such as
+    /// pre-arrival risk data and for testnets; at most one of the two is set.
+    #[serde(default)]
+    pub retention_seconds: Option<u64>,
     pub delivery: Delivery,
+    /// The agreement's UCR key (a 32-byte secret drawn by the proposing node), wrapped
+    /// with HPKE to each party's encryption key: exactly one wrap per party. UCR index
+    /// keys of documents filed under the agreement are keyed hashes under it, so only
+    /// the parties can compute or match them. Absent from an agreement file; the
+    /// proposing node fills it in.
+    #[serde(default)]
+    pub ucr_key_wraps: Vec<UcrKeyWrap>,
+}
+
+/// The agreement's UCR key wrapped to one party's encryption key
+/// ([`crate::envelope::wrap_secret`] with [`crate::envelope::agreement_key_info`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UcrKeyWrap {
+    pub party: AdminCode,
+    pub wrapped: WrappedKeys,
 }
 
 /// Proposed (waiting for acceptances) or active.
@@ -202,6 +222,50 @@ impl Agreement {
                 }
             }
         }
+        if self.ucr_key_wraps.len() != self.parties.len() {
+            return Err(ContractError::BadInput(format!(
+                "agreement ucr_key_wraps: {} wraps for {} parties; the UCR key must be wrapped to every party exactly once",
+                self.ucr_key_wraps.len(),
+                self.parties.len()
+            )));
+        }
+        let mut wrapped_for = BTreeSet::new();
+        for wrap in &self.ucr_key_wraps {
+            if !self.parties.contains(&wrap.party) {
+                return Err(ContractError::BadInput(format!(
+                    "agreement ucr_key_wraps: {} is not a party",
+                    wrap.party
+                )));
+            }
+            if !wrapped_for.insert(&wrap.party) {
+                return Err(ContractError::BadInput(format!(
+                    "agreement ucr_key_wraps: {} has two wraps",
+                    wrap.party
+                )));
+            }
+            if wrap.wrapped.enc.len() != ENCAPSULATED_KEY_BYTES
+                || wrap.wrapped.ciphertext.len() != WRAPPED_SECRET_BYTES
+            {
+                return Err(ContractError::BadInput(format!(
+                    "agreement ucr_key_wraps: the wrap for {} is not an HPKE-wrapped 32-byte key",
+                    wrap.party
+                )));
+            }
+        }
+        if let Some(seconds) = self.retention_seconds {
+            if self.retention_days.is_some() {
+                return Err(ContractError::BadInput(
+                    "agreement retention: give retention_days or retention_seconds, not both"
+                        .into(),
+                ));
+            }
+            if seconds == 0 || seconds > u64::from(MAX_RETENTION_DAYS) * 86_400 {
+                return Err(ContractError::BadInput(format!(
+                    "agreement retention_seconds: {seconds}; must be 1 to {} (or absent)",
+                    u64::from(MAX_RETENTION_DAYS) * 86_400
+                )));
+            }
+        }
         if let Some(days) = self.retention_days {
             if days == 0 || days > MAX_RETENTION_DAYS {
                 return Err(ContractError::BadInput(format!(
@@ -215,6 +279,49 @@ impl Agreement {
     /// The data cluster of `kind`, if the agreement covers it.
     pub fn cluster(&self, kind: DocumentKind) -> Option<&DataCluster> {
         self.clusters.iter().find(|c| c.kind == kind)
+    }
+
+    /// The retention period in milliseconds, if any.
+    pub fn retention_ms(&self) -> Option<u64> {
+        match (self.retention_days, self.retention_seconds) {
+            (Some(days), _) => Some(u64::from(days) * DAY_MS),
+            (None, Some(seconds)) => Some(seconds.saturating_mul(1000)),
+            (None, None) => None,
+        }
+    }
+
+    /// The wrap of the UCR key addressed to `party`.
+    pub fn ucr_key_wrap(&self, party: &AdminCode) -> Option<&WrappedKeys> {
+        self.ucr_key_wraps
+            .iter()
+            .find(|w| &w.party == party)
+            .map(|w| &w.wrapped)
+    }
+
+    /// Wraps `ucr_key` to every party (replacing any wraps): `encryption_key` gives a
+    /// party's X25519 public key, `seed` a fresh CSPRNG seed for each wrap. Errors when a
+    /// party has no key.
+    pub fn wrap_ucr_key(
+        &mut self,
+        ucr_key: &[u8; 32],
+        encryption_key: impl Fn(&AdminCode) -> Option<[u8; 32]>,
+        mut seed: impl FnMut() -> [u8; 32],
+    ) -> Result<(), ContractError> {
+        let info = crate::envelope::agreement_key_info(&self.id);
+        let mut wraps = Vec::with_capacity(self.parties.len());
+        for party in &self.parties {
+            let public = encryption_key(party).ok_or_else(|| {
+                ContractError::NotFound(format!(
+                    "agreement parties: {party} is not a member (no encryption key)"
+                ))
+            })?;
+            wraps.push(UcrKeyWrap {
+                party: party.clone(),
+                wrapped: crate::envelope::wrap_secret(ucr_key, &public, seed(), &info)?,
+            });
+        }
+        self.ucr_key_wraps = wraps;
+        Ok(())
     }
 
     /// Whether `admin` is a party.
@@ -581,8 +688,8 @@ impl<S: StateStore> Rules<'_, '_, S> {
         }
         let expires_at_ms = record
             .terms
-            .retention_days
-            .map(|days| self.ctx.time_ms.saturating_add(u64::from(days) * DAY_MS));
+            .retention_ms()
+            .map(|period_ms| self.ctx.time_ms.saturating_add(period_ms));
         let meta = crate::lifecycle::DocumentMeta {
             agreement: Some(*id),
             expires_at_ms,

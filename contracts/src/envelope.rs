@@ -7,7 +7,7 @@
 //! caller), never hash a payload without its salt (a bare hash would confirm a guess after
 //! erasure), and never keep key material in a value that is not zeroized on drop.
 
-use crate::types::{DocumentId, DocumentKind, Hash32};
+use crate::types::{AgreementId, DocumentId, DocumentKind, Hash32};
 use crate::ContractError;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -23,6 +23,12 @@ pub const NONCE_BYTES: usize = 24;
 const PAYLOAD_AD_DOMAIN: &[u8] = b"carnet/payload/v1";
 /// Domain tag of the HPKE `info` binding wrapped keys to one document version.
 const WRAP_INFO_DOMAIN: &[u8] = b"carnet/wrap/v1";
+/// HPKE `info` prefix of an agreement's UCR key wrap.
+const AGREEMENT_KEY_INFO_DOMAIN: &[u8] = b"carnet/agreement-ucr-key/v1";
+/// Bytes of a wrapped 32-byte secret: HPKE ciphertext (32) plus the AEAD tag (16).
+pub const WRAPPED_SECRET_BYTES: usize = 48;
+/// Bytes of an X25519 encapsulated key.
+pub const ENCAPSULATED_KEY_BYTES: usize = 32;
 
 type Kem = hpke::kem::X25519HkdfSha256;
 type Kdf = hpke::kdf::HkdfSha256;
@@ -275,6 +281,76 @@ pub fn unwrap_keys(
         })?,
     );
     DocumentKeys::from_bytes(&plaintext)
+}
+
+/// HPKE `info` for the UCR key of agreement `id`: `"carnet/agreement-ucr-key/v1" || id`.
+pub fn agreement_key_info(id: &AgreementId) -> Vec<u8> {
+    let mut info = AGREEMENT_KEY_INFO_DOMAIN.to_vec();
+    info.extend_from_slice(&id.0);
+    info
+}
+
+/// Wraps a 32-byte secret (an agreement's UCR key) to `recipient_public` with the same
+/// HPKE suite as [`wrap_keys`]. `ephemeral_seed` must be drawn fresh from a CSPRNG.
+pub fn wrap_secret(
+    secret: &[u8; 32],
+    recipient_public: &[u8; 32],
+    ephemeral_seed: [u8; 32],
+    info: &[u8],
+) -> Result<WrappedKeys, ContractError> {
+    let public = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient_public)
+        .map_err(|e| ContractError::Crypto(format!("recipient encryption key: {e}")))?;
+    let mut rng = SeededRng(ChaCha20Rng::from_seed(ephemeral_seed));
+    let (enc, ciphertext) = hpke::single_shot_seal::<WrapAead, Kdf, Kem, _>(
+        &hpke::OpModeS::Base,
+        &public,
+        info,
+        secret,
+        b"",
+        &mut rng,
+    )
+    .map_err(|e| ContractError::Crypto(format!("wrapping a secret: {e}")))?;
+    Ok(WrappedKeys {
+        enc: enc.to_bytes().to_vec(),
+        ciphertext,
+    })
+}
+
+/// Unwraps a secret made by [`wrap_secret`] with the recipient's X25519 static secret.
+pub fn unwrap_secret(
+    wrapped: &WrappedKeys,
+    recipient_secret: &[u8; 32],
+    info: &[u8],
+) -> Result<Zeroizing<[u8; 32]>, ContractError> {
+    let secret = <Kem as hpke::Kem>::PrivateKey::from_bytes(recipient_secret)
+        .map_err(|e| ContractError::Crypto(format!("own encryption key: {e}")))?;
+    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&wrapped.enc)
+        .map_err(|e| ContractError::Crypto(format!("wrapped secret: encapsulated key: {e}")))?;
+    let plaintext = Zeroizing::new(
+        hpke::single_shot_open::<WrapAead, Kdf, Kem>(
+            &hpke::OpModeR::Base,
+            &secret,
+            &enc,
+            info,
+            &wrapped.ciphertext,
+            b"",
+        )
+        .map_err(|_| {
+            ContractError::Crypto(
+                "wrapped secret does not open: not addressed to this key or not for this agreement"
+                    .into(),
+            )
+        })?,
+    );
+    let mut out = Zeroizing::new([0u8; 32]);
+    if plaintext.len() != 32 {
+        return Err(ContractError::Crypto(format!(
+            "wrapped secret is {} bytes, not 32",
+            plaintext.len()
+        )));
+    }
+    out.copy_from_slice(&plaintext);
+    Ok(out)
 }
 
 /// The UCR index of a Unique Consignment Reference: `blake3::keyed_hash(ucr_key,

@@ -53,7 +53,7 @@ use crate::tx::{Action, DocumentSubmission, SignedTransaction, Transaction};
 use crate::tx::{MAX_CIPHERTEXT_BYTES, MAX_TX_TTL_MS};
 use crate::types::{AdminCode, DocumentId, DocumentStatus, Hash32, PublicKey, Role};
 use crate::ContractError;
-use crate::{agreement, erasure, governance, officers, request};
+use crate::{agreement, erasure, governance, lifecycle, officers, request};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Most recipients of one document.
@@ -201,6 +201,7 @@ pub enum TxEvent {
     /// Every version is erased: nodes destroy keys and prune ciphertexts, then attest.
     DocumentErased(erasure::ErasureRecord),
     DestructionAttested(erasure::AttestationRecord),
+    DeliveryAcknowledged(lifecycle::DeliveryAck),
 }
 
 /// The result of a block: one receipt per transaction, in order, and the new app hash.
@@ -250,6 +251,7 @@ pub mod state_keys {
     pub const GRANT: &[u8] = b"grant/";
     pub const PROPOSAL: &[u8] = b"proposal/";
     pub const DUE: &[u8] = b"due/";
+    pub const DELIVERY_ACK: &[u8] = b"ack/";
 
     fn join(parts: &[&[u8]]) -> Vec<u8> {
         parts.concat()
@@ -336,6 +338,17 @@ pub mod state_keys {
     }
     pub fn grant(doc: &DocumentId, admin: &AdminCode, request: &RequestId) -> Vec<u8> {
         join(&[GRANT, &doc.0, admin.as_str().as_bytes(), &request.0])
+    }
+    pub fn delivery_ack_prefix(doc: &DocumentId) -> Vec<u8> {
+        join(&[DELIVERY_ACK, &doc.0])
+    }
+    pub fn delivery_ack(doc: &DocumentId, version: u32, admin: &AdminCode) -> Vec<u8> {
+        join(&[
+            DELIVERY_ACK,
+            &doc.0,
+            &version.to_be_bytes(),
+            admin.as_str().as_bytes(),
+        ])
     }
     pub fn proposal(id: &ProposalId) -> Vec<u8> {
         join(&[PROPOSAL, &id.0])
@@ -433,7 +446,10 @@ pub(crate) fn decode_state<T: serde::de::DeserializeOwned>(
     decode_record(key, bytes)
 }
 
-fn decode_record<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, ExecError> {
+pub(crate) fn decode_record<T: serde::de::DeserializeOwned>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, ExecError> {
     codec::decode(bytes, MAX_RECORD_BYTES).map_err(|e| {
         ExecError::Corrupt(format!(
             "value of key {} does not decode: {e}",
@@ -593,6 +609,52 @@ pub fn apply_genesis<S: StateStore>(state: &mut S, genesis: &Genesis) -> Result<
         writes.push((
             state_keys::officer(&officer.key),
             Some(codec::encode(officer)),
+        ));
+    }
+    if genesis.agreements.len() > agreement::MAX_AGREEMENTS {
+        return Err(genesis_error(format!(
+            "{} agreements, over the limit of {}",
+            genesis.agreements.len(),
+            agreement::MAX_AGREEMENTS
+        )));
+    }
+    let mut agreement_ids = BTreeSet::new();
+    for terms in &genesis.agreements {
+        terms
+            .validate()
+            .map_err(|e| genesis_error(format!("agreement {}: {e}", terms.id)))?;
+        if !agreement_ids.insert(terms.id) {
+            return Err(genesis_error(format!(
+                "agreement {} appears twice",
+                terms.id
+            )));
+        }
+        let mut accepted = terms.parties.clone();
+        accepted.sort();
+        for party in &accepted {
+            let active = genesis
+                .administrations
+                .iter()
+                .any(|a| &a.code == party && a.active);
+            if !active {
+                return Err(genesis_error(format!(
+                    "agreement {}: party {party} is not an active administration of this genesis",
+                    terms.id
+                )));
+            }
+        }
+        let record = agreement::AgreementRecord {
+            agreement: terms.id,
+            terms: terms.clone(),
+            proposed_by: terms.parties[0].clone(),
+            accepted,
+            status: agreement::AgreementStatus::Active,
+            height: 0,
+            activated_at: Some(0),
+        };
+        writes.push((
+            state_keys::agreement(&terms.id),
+            Some(agreement::encode_record(&record)),
         ));
     }
     // The BTree order of keys makes the hashed write order independent of file order.
@@ -893,6 +955,9 @@ impl<S: StateStore> Rules<'_, '_, S> {
             } => self.erase_document(tx, &signer, id, reason, legal_basis)?,
             Action::AttestDestruction(attestation) => {
                 self.attest_destruction(tx, &signer, attestation)?
+            }
+            Action::AcknowledgeDelivery { document, version } => {
+                self.acknowledge_delivery(tx, &signer, document, *version)?
             }
         };
         writes.push((

@@ -13,7 +13,7 @@ use crate::execute::{
 };
 use crate::model::{Administration, DocumentRecord};
 use crate::tx::{DocumentSubmission, Transaction};
-use crate::types::{AgreementId, DocumentId, DocumentStatus, PublicKey, Role};
+use crate::types::{AdminCode, AgreementId, DocumentId, DocumentStatus, PublicKey, Role};
 use crate::ContractError;
 use serde::{Deserialize, Serialize};
 
@@ -221,6 +221,83 @@ impl<S: StateStore> Rules<'_, '_, S> {
         ];
         Ok((writes, TxEvent::DocumentCancelled(record)))
     }
+}
+
+/// Most delivery acknowledgements listed for one document.
+pub const MAX_LISTED_ACKS: usize = 4096;
+
+/// A recipient administration's acknowledgement that a pushed document version
+/// reached it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAck {
+    pub document: DocumentId,
+    pub version: u32,
+    pub administration: AdminCode,
+    pub officer: Option<PublicKey>,
+    pub height: u64,
+    pub time_ms: u64,
+}
+
+impl<S: StateStore> Rules<'_, '_, S> {
+    /// `AcknowledgeDelivery`: an officer of a recipient administration of that version
+    /// acknowledges it, once; not for an erased document.
+    pub(crate) fn acknowledge_delivery(
+        &self,
+        tx: &Transaction,
+        signer: &Administration,
+        id: &DocumentId,
+        version: u32,
+    ) -> Result<(Vec<Write>, TxEvent), TxFailure> {
+        let officer =
+            self.acting_officer(tx, &signer.code, &FILING_ROLES, "acknowledge a delivery")?;
+        let record: DocumentRecord =
+            self.load(&state_keys::document(id, version))?
+                .ok_or_else(|| {
+                    ContractError::NotFound(format!("document: {id} has no version {version}"))
+                })?;
+        if !record.recipients.contains(&signer.code) {
+            return Err(ContractError::Denied(format!(
+                "delivery: {} is not a recipient of document {id} version {version}",
+                signer.code
+            ))
+            .into());
+        }
+        if record.status == DocumentStatus::Erased {
+            return Err(ContractError::Denied(format!("delivery: document {id} is erased")).into());
+        }
+        let key = state_keys::delivery_ack(id, version, &signer.code);
+        if self.view.get(&key)?.is_some() {
+            return Err(ContractError::Denied(format!(
+                "delivery: {} already acknowledged document {id} version {version}",
+                signer.code
+            ))
+            .into());
+        }
+        let ack = DeliveryAck {
+            document: *id,
+            version,
+            administration: signer.code.clone(),
+            officer: Some(officer.key),
+            height: self.ctx.height,
+            time_ms: self.ctx.time_ms,
+        };
+        Ok((
+            vec![(key, Some(codec::encode(&ack)))],
+            TxEvent::DeliveryAcknowledged(ack),
+        ))
+    }
+}
+
+/// Every delivery acknowledgement of a document, by version then administration.
+pub fn delivery_acks<S: StateStore>(
+    state: &S,
+    id: &DocumentId,
+) -> Result<Vec<DeliveryAck>, ExecError> {
+    state
+        .scan_prefix(&state_keys::delivery_ack_prefix(id), MAX_LISTED_ACKS)?
+        .iter()
+        .map(|(k, v)| crate::execute::decode_record(k, v))
+        .collect()
 }
 
 /// The latest version of a document in the committed state (re-exported for symmetry

@@ -76,4 +76,8 @@ pub struct Genesis {
     pub genesis_time_ms: u64,
     pub administrations: Vec<Administration>,
     pub officers: Vec<Officer>,
+    /// Agreements active from height 0 (every party accepted by signing the genesis),
+    /// e.g. the default agreement among all members of a testnet.
+    #[serde(default)]
+    pub agreements: Vec<crate::agreement::Agreement>,
 }

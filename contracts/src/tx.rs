@@ -114,6 +114,9 @@ pub enum Action {
     /// A node attests it destroyed the keys and ciphertexts of an erased document.
     /// Signed by that node's key; no officer.
     AttestDestruction(DestructionAttestation),
+    /// A recipient administration acknowledges that a document version pushed to it
+    /// (`GET /v1/events`) reached its systems. Once per administration and version.
+    AcknowledgeDelivery { document: DocumentId, version: u32 },
 }
 
 impl Action {

@@ -33,8 +33,11 @@ fn fresh() -> MemoryState {
 }
 
 fn example(name: &str) -> Agreement {
-    let path = format!("{}/testdata/agreements/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    let path = format!(
+        "{}/../testnet/agreements/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    with_ucr_key(serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap())
 }
 
 /// XA's admin proposes `a` (nonce `nonce`) and XB's admin accepts it (nonce `nonce + 1`).
@@ -561,4 +564,95 @@ fn requests_are_flagged_overdue_after_ninety_days_and_grants_are_audited() {
         1
     );
     assert_eq!(query::access_log(&state, &doc_id(1), 10).unwrap().len(), 2);
+}
+
+#[test]
+fn each_party_unwraps_the_agreement_ucr_key_and_no_one_else_can() {
+    let a = example("export-import.json");
+    let info = carnet_contracts::envelope::agreement_key_info(&a.id);
+    for party in &a.parties {
+        let wrap = a.ucr_key_wrap(party).expect("a wrap per party");
+        let key = carnet_contracts::envelope::unwrap_secret(
+            wrap,
+            &encryption_secret(party.as_str()),
+            &info,
+        )
+        .unwrap();
+        assert_eq!(*key, TEST_UCR_KEY, "{party}");
+    }
+    // XC is not a party: its secret opens no wrap, and a wrap does not open for
+    // another agreement's id.
+    let wrap = a.ucr_key_wrap(&code("XA")).unwrap();
+    let stranger = carnet_contracts::envelope::unwrap_secret(wrap, &encryption_secret("XC"), &info);
+    assert!(stranger.unwrap_err().to_string().contains("does not open"));
+    let other = carnet_contracts::envelope::agreement_key_info(&AgreementId([0xEE; 16]));
+    assert!(
+        carnet_contracts::envelope::unwrap_secret(wrap, &encryption_secret("XA"), &other).is_err()
+    );
+}
+
+#[test]
+fn a_genesis_agreement_is_active_from_height_zero_and_files_documents() {
+    let mut g = genesis();
+    let a = example("export-import.json");
+    g.agreements.push(a.clone());
+    let mut state = MemoryState::new();
+    apply_genesis(&mut state, &g).unwrap();
+    let record = agreement::agreement(&state, &a.id).unwrap().unwrap();
+    assert_eq!(record.status, agreement::AgreementStatus::Active);
+    assert_eq!(record.activated_at, Some(0));
+    assert_eq!(record.accepted, a.parties);
+
+    // A genesis whose agreement lacks wraps, or names an inactive party, is refused.
+    let mut unwrapped = genesis();
+    let mut bare = a.clone();
+    bare.ucr_key_wraps.clear();
+    unwrapped.agreements.push(bare);
+    let err = apply_genesis(&mut MemoryState::new(), &unwrapped).unwrap_err();
+    assert!(err.to_string().contains("ucr_key_wraps"), "{err}");
+    let mut inactive = genesis();
+    let mut with_xd = a.clone();
+    with_xd.parties.push(code("XD"));
+    inactive.agreements.push(with_ucr_key(with_xd));
+    let err = apply_genesis(&mut MemoryState::new(), &inactive).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("XD is not an active administration"),
+        "{err}"
+    );
+}
+
+#[test]
+fn retention_in_seconds_erases_after_that_many_seconds() {
+    let mut state = fresh();
+    let mut a = example("export-import.json");
+    a.retention_days = None;
+    a.retention_seconds = Some(20);
+    block(
+        &mut state,
+        1,
+        T0,
+        [
+            agreed(&a, 1),
+            vec![act(
+                "XA",
+                XA_OFFICER,
+                3,
+                Action::SubmitUnderAgreement {
+                    agreement: a.id,
+                    submission: submission(1, &["XB"]),
+                },
+            )],
+        ]
+        .concat(),
+    );
+    let meta = query::document_meta(&state, &doc_id(1)).unwrap().unwrap();
+    assert_eq!(meta.expires_at_ms, Some(T0 + 20_000));
+    assert!(block(&mut state, 2, T0 + 20_000, vec![])
+        .erasures
+        .is_empty());
+    assert_eq!(
+        block(&mut state, 3, T0 + 20_001, vec![]).erasures,
+        vec![(doc_id(1), 1)]
+    );
 }

@@ -27,7 +27,7 @@ pub fn proposal_id(n: u8) -> ProposalId {
 
 /// An export→import agreement between `parties`, export declarations only.
 pub fn agreement(n: u8, parties: &[&str], retention_days: Option<u32>) -> Agreement {
-    Agreement {
+    with_ucr_key(Agreement {
         id: agreement_id(n),
         title: format!("agreement {n}"),
         parties: parties.iter().map(|c| code(c)).collect(),
@@ -45,8 +45,10 @@ pub fn agreement(n: u8, parties: &[&str], retention_days: Option<u32>) -> Agreem
         legal_basis: "bilateral agreement, Art. 4".into(),
         purpose: "pre-arrival risk management".into(),
         retention_days,
+        retention_seconds: None,
         delivery: Delivery::Push,
-    }
+        ucr_key_wraps: vec![],
+    })
 }
 
 fn under(agreement: u8, id: u8, recipients: &[&str]) -> Action {
@@ -228,9 +230,17 @@ pub fn setup() -> MemoryState {
                 },
             ),
             act("XA", XA_OFFICER, 203, answer(3, provide(&[1]))),
+            act("XB", XB_OFFICER, 204, ack(3, 1)),
         ],
     );
     state
+}
+
+fn ack(document: u8, version: u32) -> Action {
+    Action::AcknowledgeDelivery {
+        document: doc_id(document),
+        version,
+    }
 }
 
 fn with_action(mut tx: Transaction, change: impl FnOnce(&mut Action)) -> Transaction {
@@ -242,6 +252,12 @@ fn with_action(mut tx: Transaction, change: impl FnOnce(&mut Action)) -> Transac
 pub fn cases() -> Vec<Case> {
     let mut bad_cluster = agreement(9, &["XA", "XB"], None);
     bad_cluster.clusters[0].required.push("ConsigneeName".into());
+    let mut both_retentions = agreement(9, &["XA", "XB"], Some(3));
+    both_retentions.retention_seconds = Some(30);
+    let mut no_wraps = agreement(9, &["XA", "XB"], None);
+    no_wraps.ucr_key_wraps.clear();
+    let mut stranger_wrap = agreement(9, &["XA", "XB"], None);
+    stranger_wrap.ucr_key_wraps[1].party = code("XC");
     let mut bad_name = agreement(9, &["XA", "XB"], None);
     bad_name.clusters[0].allowed.push("exporter name".into());
     let mut import_doc = submission(8, &["XB"]);
@@ -352,6 +368,15 @@ pub fn cases() -> Vec<Case> {
         Case { name: "an attestation names the erasure", tx: act("XB", 0, 1, attest(4, "XB", 2, 1)), expect: Rejected("was erased at height 3") },
         Case { name: "attest a document that is not erased", tx: act("XB", 0, 1, attest(1, "XB", ERASED_AT, 1)), expect: Rejected("is not erased") },
         Case { name: "attest twice", tx: act("XA", 0, 1, attest(4, "XA", ERASED_AT, 1)), expect: Rejected("already attested") },
+        Case { name: "retention in days and seconds at once", tx: act("XA", XA_ADMIN, 1, Action::ProposeAgreement(both_retentions)), expect: Rejected("not both") },
+        Case { name: "an agreement without its UCR key wraps", tx: act("XA", XA_ADMIN, 1, Action::ProposeAgreement(no_wraps)), expect: Rejected("ucr_key_wraps: 0 wraps for 2 parties") },
+        Case { name: "a wrap for a non-party", tx: act("XA", XA_ADMIN, 1, Action::ProposeAgreement(stranger_wrap)), expect: Rejected("ucr_key_wraps: XC is not a party") },
+        Case { name: "a recipient acknowledges a delivery", tx: act("XB", XB_OFFICER, 1, ack(1, 1)), expect: Accepted },
+        Case { name: "the issuer is not a recipient", tx: act("XA", XA_OFFICER, 1, ack(1, 1)), expect: Rejected("XA is not a recipient of document") },
+        Case { name: "acknowledge a version that does not exist", tx: act("XB", XB_OFFICER, 1, ack(1, 9)), expect: Rejected("has no version 9") },
+        Case { name: "acknowledge an erased document", tx: act("XB", XB_OFFICER, 1, ack(4, 1)), expect: Rejected("is erased") },
+        Case { name: "acknowledge twice", tx: act("XB", XB_OFFICER, 1, ack(3, 1)), expect: Rejected("already acknowledged document") },
+        Case { name: "an acknowledgement names its officer", tx: act("XB", 0, 1, ack(1, 1)), expect: Rejected("must name its officer") },
     ]
 }
 

@@ -2,8 +2,10 @@
 //!
 //! For each administration: picks two free loopback ports, runs `carnet-node init` and
 //! reads the public keys it prints; then writes one `genesis.json` (every administration
-//! a validator with voting power 1, one officer per administration holding every role),
-//! one shared `ucr.key`, each node's `peers`, the officer keys and CLI profiles.
+//! a validator with voting power 1, one officer per administration holding every role,
+//! and the **default agreement** among all members — a testnet convenience so that
+//! documents can be filed without proposing an agreement first), each node's `peers`,
+//! the officer keys and CLI profiles.
 //!
 //! Must never reuse a directory that already holds a testnet, and never write a secret
 //! anywhere but a 0600 key file.
@@ -11,7 +13,10 @@
 use crate::layout::{NodeEntry, Testnet, ADMINISTRATIONS, CHAIN_ID, MAX_NODES, MIN_NODES};
 use crate::{Result, TestnetError};
 use carnet_cli::profile::{self, Profile};
-use carnet_contracts::{AdminCode, Administration, Genesis, Officer, PublicKey, Role};
+use carnet_contracts::agreement::{Agreement, DataCluster, Delivery, Trigger};
+use carnet_contracts::{
+    AdminCode, Administration, AgreementId, DocumentKind, Genesis, Officer, PublicKey, Role,
+};
 use ed25519_dalek::SigningKey;
 use rand::Rng;
 use serde::Deserialize;
@@ -180,12 +185,85 @@ pub fn build_genesis(
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let agreements = if administrations.len() >= 2 {
+        vec![default_agreement(&administrations)?]
+    } else {
+        Vec::new()
+    };
     Ok(Genesis {
         chain_id: chain_id.to_string(),
         genesis_time_ms,
         administrations,
         officers,
+        agreements,
     })
+}
+
+/// Id of the testnet's default agreement.
+pub const DEFAULT_AGREEMENT_ID: AgreementId =
+    AgreementId([0x0d, 0xef, 0xa0, 0x17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+
+/// Data elements (WCO Data Model style) the default agreement allows for every kind:
+/// the union of the example agreements in `testnet/agreements/` plus `Remarks` and
+/// `Sequence`, which the tests and the benchmark use.
+#[rustfmt::skip]
+pub const DEFAULT_AGREEMENT_ELEMENTS: &[&str] = &[
+    "AeoId", "AeoType", "BaselCode", "CertificateNumber", "CommodityCode",
+    "ConsentReference", "ConsentValidUntil", "ConsigneeName", "ControlDate", "ControlOffice",
+    "DestinationCountry", "DisposalOperation", "DisposerName", "ExitDate", "ExitOffice",
+    "ExportCountry", "ExporterId", "ExporterName", "Findings", "GeneratorName",
+    "GoodsDescription", "GrossMass", "HsCode", "ImportCountry", "ImporterName",
+    "InvoiceCurrency", "InvoiceDate", "InvoiceNumber", "IssueDate", "IssuingAuthority",
+    "MovementNumber", "NetMass", "NotificationNumber", "OperatorId", "OperatorName",
+    "OriginCountry", "OriginCriterion", "PreferenceAgreement", "Quantity", "Remarks",
+    "Result", "Sequence", "ShipmentDate", "StatisticalValue", "Status",
+    "SuspensionReason", "TransitCountries", "TransportMeansId", "TransportMode", "UCR",
+    "ValidFrom", "ValidUntil", "WasteDescription",
+];
+
+/// The testnet's default agreement: every member a party, every document kind covered
+/// with [`DEFAULT_AGREEMENT_ELEMENTS`] (none required), push and pull, no retention.
+/// A fresh UCR key is drawn and wrapped to every member's encryption key. Real networks
+/// have no such agreement: their administrations propose and accept each one.
+pub fn default_agreement(administrations: &[Administration]) -> Result<Agreement> {
+    let allowed: Vec<String> = DEFAULT_AGREEMENT_ELEMENTS
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    let mut agreement = Agreement {
+        id: DEFAULT_AGREEMENT_ID,
+        title: "Testnet default agreement among all members (testnet convenience)".into(),
+        parties: administrations.iter().map(|a| a.code.clone()).collect(),
+        clusters: DocumentKind::ALL
+            .iter()
+            .map(|kind| DataCluster {
+                kind: *kind,
+                allowed: allowed.clone(),
+                required: Vec::new(),
+            })
+            .collect(),
+        trigger: Trigger::OnIssue,
+        legal_basis: "Testnet only: no legal basis; real networks agree each exchange".into(),
+        purpose: "Trying Carnet out: any document among the testnet's administrations".into(),
+        retention_days: None,
+        retention_seconds: None,
+        delivery: Delivery::Both,
+        ucr_key_wraps: Vec::new(),
+    };
+    let ucr_key = zeroize::Zeroizing::new(rand::random::<[u8; 32]>());
+    agreement
+        .wrap_ucr_key(
+            &ucr_key,
+            |code| {
+                administrations
+                    .iter()
+                    .find(|a| &a.code == code)
+                    .map(|a| a.encryption_key)
+            },
+            rand::random::<[u8; 32]>,
+        )
+        .map_err(|e| TestnetError::Invalid(format!("default agreement: {e}")))?;
+    Ok(agreement)
 }
 
 /// Writes `genesis` as JSON to `path`.
@@ -193,22 +271,6 @@ pub fn write_genesis(path: &Path, genesis: &Genesis) -> Result<()> {
     let text = serde_json::to_string_pretty(genesis)
         .map_err(|e| TestnetError::Invalid(format!("cannot encode genesis: {e}")))?;
     std::fs::write(path, text + "\n").map_err(TestnetError::io(path))
-}
-
-/// Writes a 0600 file holding `hex` (the shared UCR key).
-fn write_ucr_key(home: &Path, hex_key: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = home.join("ucr.key");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(TestnetError::io(&path))?;
-    file.write_all(hex_key.as_bytes())
-        .map_err(TestnetError::io(&path))
 }
 
 /// Absolute form of `dir` (created if missing).
@@ -293,10 +355,8 @@ pub fn init(nodes: usize, dir: &Path, node_binary: &Path) -> Result<Testnet> {
 
     let genesis = build_genesis(CHAIN_ID, carnet_cli::client::now_ms(), &members, &officers)?;
     write_genesis(&testnet.genesis_path(), &genesis)?;
-    let ucr_key = hex::encode(rand::random::<[u8; 32]>());
     for entry in &testnet.nodes {
         write_genesis(&entry.home.join("genesis.json"), &genesis)?;
-        write_ucr_key(&entry.home, &ucr_key)?;
         let peers: Vec<String> = testnet
             .nodes
             .iter()

@@ -55,6 +55,34 @@ fn admin(c: &str, active: bool) -> Administration {
     }
 }
 
+/// The X25519 secret of administration `c`'s node (seed + 200, as in [`genesis`]).
+pub fn encryption_secret(c: &str) -> [u8; 32] {
+    [node_seed(c) + 200; 32]
+}
+
+/// The UCR key every test agreement uses.
+pub const TEST_UCR_KEY: [u8; 32] = [0x5A; 32];
+
+/// `agreement` with [`TEST_UCR_KEY`] wrapped to each party, as a proposing node does.
+pub fn with_ucr_key(mut agreement: agreement::Agreement) -> agreement::Agreement {
+    let mut n = 0u8;
+    agreement
+        .wrap_ucr_key(
+            &TEST_UCR_KEY,
+            |c| {
+                Some(carnet_contracts::keys::x25519_public(&encryption_secret(
+                    c.as_str(),
+                )))
+            },
+            || {
+                n += 1;
+                [n; 32]
+            },
+        )
+        .unwrap();
+    agreement
+}
+
 fn officer(seed: u8, c: &str, roles: &[Role], active: bool) -> Officer {
     Officer {
         key: public(seed),
@@ -85,6 +113,7 @@ pub fn genesis() -> Genesis {
             officer(XA_SUPERVISOR, "XA", &[Role::Supervisor], true),
             officer(XB_ADMIN, "XB", &[Role::Admin], true),
         ],
+        agreements: vec![],
     }
 }
 
