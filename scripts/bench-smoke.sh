@@ -12,8 +12,9 @@ export CARNET_BIN_DIR="${CARNET_BIN_DIR:-$PWD/target/release}"
 echo "-- cargo bench --workspace --bench engine"
 cargo bench -q --workspace --bench engine
 
-echo "-- carnet-testnet bench --nodes 4 --duration 5 --rate 200"
+echo "-- carnet-testnet bench --nodes 4 --duration 5 --rate 200 --erasures 5"
 report="$(mktemp -t carnet-bench-smoke.XXXXXX.json)"
-"$CARNET_BIN_DIR/carnet-testnet" bench --nodes 4 --duration 5 --rate 200 --report "$report"
+"$CARNET_BIN_DIR/carnet-testnet" bench --nodes 4 --duration 5 --rate 200 --erasures 5 --report "$report"
 test -s "$report"
+grep -q '"all_attested_ms"' "$report"
 rm -f "$report"

@@ -11,6 +11,7 @@ declare -A probes=(
   [pkg-config]="command:pkg-config"
   [softhsm2]="command:softhsm2-util"
   [iproute2]="command:ip"
+  [iptables]="command:iptables-restore"
   [build-essential]="command:cc"
   [ca-certificates]="file:/etc/ssl/certs/ca-certificates.crt"
 )

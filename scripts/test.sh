@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 cargo build --release --workspace --all-targets
+# Fault-injection binaries for the scenario suite (testnet/tests/scenarios.rs), built apart
+# so the release carnet-node never carries these features.
+cargo build --release -p carnet-node --features byzantine,test-hooks && mkdir -p target/faulty && cp target/release/carnet-node target/faulty/carnet-node && cargo build --release -p carnet-node
+export CARNET_FAULTY_BIN=$PWD/target/faulty/carnet-node
+cargo build --release -p carnet-node --features mutation-weak-quorum && mkdir -p target/mutant && cp target/release/carnet-node target/mutant/carnet-node && cargo build --release -p carnet-node
+export CARNET_MUTANT_BIN=$PWD/target/mutant/carnet-node
 
 export CARNET_BIN_DIR="$PWD/target/release"
 

@@ -17,6 +17,7 @@ use carnet_contracts::auth;
 use ed25519_dalek::SigningKey;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +33,11 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const READ_RETRY_MS: u64 = 15_000;
 /// Longest pause between two such retries, whatever `Retry-After` says.
 pub const MAX_RETRY_PAUSE_MS: u64 = 2_000;
+/// How long an event stream may stay silent before it counts as dropped: three of the
+/// node's 15 s keep-alives.
+pub const STREAM_IDLE_TIMEOUT_MS: u64 = 45_000;
+/// Most bytes of a refused stream request's body read for its error message.
+const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
 
 /// `GET /healthz`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +94,9 @@ pub struct Submitted {
     pub height: u64,
     pub status: String,
     pub kind: String,
+    /// The agreement the document was filed under (named or picked by the node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<String>,
 }
 
 /// A document's ledger metadata (never the plaintext).
@@ -104,6 +113,9 @@ pub struct Document {
     pub commitment: String,
     pub ciphertext_hash: String,
     pub submitted_by: String,
+    /// The agreement the document was filed under, when the node says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<String>,
 }
 
 /// Answer of `GET /v1/documents?ucr=`.
@@ -164,6 +176,21 @@ pub struct DocumentStatus {
     /// Administrations whose nodes have not attested yet.
     #[serde(default)]
     pub pending: Vec<String>,
+    /// The agreement the document was filed under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<String>,
+    /// Delivery acknowledgements on the ledger; `None` when the node does not report them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<Vec<DeliveryAck>>,
+}
+
+/// A recipient's acknowledgement that a document version reached it (`carnet watch`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAck {
+    pub administration: String,
+    pub version: u32,
+    /// Height of the block holding the acknowledgement.
+    pub height: u64,
 }
 
 /// The three authentication headers of one request.
@@ -414,17 +441,11 @@ impl NodeClient {
 
     /// `POST /v1/documents`; returns once the document is final.
     pub fn submit(&self, submission: &Submission) -> Result<Submitted, CliError> {
-        let body = serde_json::to_vec(submission)
-            .map_err(|e| CliError::bad_input(format!("cannot encode submission: {e}")))?;
-        if body.len() > MAX_BODY_BYTES {
-            let mut e = CliError::bad_input(format!(
-                "submission is {} bytes; a node accepts at most {MAX_BODY_BYTES}",
-                body.len()
-            ));
-            e.code = "too_large".into();
-            return Err(e);
-        }
-        self.call("POST", "/v1/documents", body)
+        self.call(
+            "POST",
+            "/v1/documents",
+            encode_body("submission", submission)?,
+        )
     }
 
     /// `GET /v1/documents/{id}`.
@@ -460,16 +481,7 @@ impl NodeClient {
     /// `POST /v1/documents/{id}/erase`; returns once the erasure is final. Never retried:
     /// a second erase of the same document is refused as "already erased".
     pub fn erase(&self, id: &str, request: &ErasureRequest) -> Result<Erased, CliError> {
-        let body = serde_json::to_vec(request)
-            .map_err(|e| CliError::bad_input(format!("cannot encode erasure: {e}")))?;
-        if body.len() > MAX_BODY_BYTES {
-            let mut e = CliError::bad_input(format!(
-                "erasure request is {} bytes; a node accepts at most {MAX_BODY_BYTES}",
-                body.len()
-            ));
-            e.code = "too_large".into();
-            return Err(e);
-        }
+        let body = encode_body("erasure request", request)?;
         self.call(
             "POST",
             &format!("/v1/documents/{}/erase", encode_query_value(id)),
@@ -484,6 +496,37 @@ impl NodeClient {
             &format!("/v1/documents/{}/status", encode_query_value(id)),
             Vec::new(),
         )
+    }
+
+    /// Opens a signed `GET` stream (`text/event-stream`) and returns its body to read
+    /// as it arrives. A read that waits longer than [`STREAM_IDLE_TIMEOUT_MS`] fails, so
+    /// a silently dead connection is noticed. A non-2xx answer is the usual error.
+    pub fn open_stream(&self, path_and_query: &str) -> Result<Box<dyn Read + Send>, CliError> {
+        // A client of its own: the blocking client's timeout bounds each wait (connect,
+        // headers, every read), never the life of the stream.
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+            .timeout(Duration::from_millis(STREAM_IDLE_TIMEOUT_MS))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| CliError::unavailable(format!("cannot build HTTP client: {e}")))?;
+        let h = self.sign("GET", path_and_query, next_timestamp_ms(), b"");
+        let response = http
+            .get(format!("{}{}", self.base, path_and_query))
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .header(auth::HEADER_KEY, &h.key)
+            .header(auth::HEADER_TIMESTAMP, h.timestamp_ms.to_string())
+            .header(auth::HEADER_SIGNATURE, &h.signature)
+            .send()
+            .map_err(|e| self.transport_error(&e))?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(Box::new(response));
+        }
+        let mut body = Vec::new();
+        // The error body is only for the message; a broken one still gives the status.
+        let _ = response.take(MAX_ERROR_BODY_BYTES).read_to_end(&mut body);
+        Err(CliError::from_http(status, &body))
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> CliError {
@@ -506,6 +549,27 @@ impl NodeClient {
         }
         CliError::unavailable(format!("node {} unavailable: {what}: {cause}", self.base))
     }
+}
+
+/// Encodes a request body as JSON, refusing (exit 2, code `too_large`) one the node would
+/// refuse with 413.
+pub fn encode_body<T: Serialize + ?Sized>(what: &str, body: &T) -> Result<Vec<u8>, CliError> {
+    let bytes = serde_json::to_vec(body)
+        .map_err(|e| CliError::bad_input(format!("cannot encode {what}: {e}")))?;
+    check_body_size(what, bytes)
+}
+
+/// Refuses (exit 2, code `too_large`) a body the node would refuse with 413.
+pub fn check_body_size(what: &str, body: Vec<u8>) -> Result<Vec<u8>, CliError> {
+    if body.len() > MAX_BODY_BYTES {
+        let mut e = CliError::bad_input(format!(
+            "{what} is {} bytes; a node accepts at most {MAX_BODY_BYTES}",
+            body.len()
+        ));
+        e.code = "too_large".into();
+        return Err(e);
+    }
+    Ok(body)
 }
 
 /// How long [`NodeClient::read`] pauses before asking again, or `None` to take the

@@ -1215,7 +1215,7 @@ impl<S: StateStore> Rules<'_, '_, S> {
             .into());
         }
         self.officer_of(officer, &reader.code)?;
-        Ok(self.access_writes(id, version, &reader.code, officer, purpose))
+        Ok(self.access_writes(id, version, &reader.code, officer, purpose, None))
     }
 
     /// The access record and its by-officer index entry.
@@ -1226,6 +1226,7 @@ impl<S: StateStore> Rules<'_, '_, S> {
         reader: &AdminCode,
         officer: &PublicKey,
         purpose: &str,
+        request: Option<crate::types::RequestId>,
     ) -> (Vec<Write>, TxEvent) {
         let access = AccessRecord {
             document: *id,
@@ -1235,6 +1236,7 @@ impl<S: StateStore> Rules<'_, '_, S> {
             purpose: purpose.to_string(),
             height: self.ctx.height,
             time_ms: self.ctx.time_ms,
+            request,
         };
         let writes = vec![
             (

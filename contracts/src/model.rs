@@ -67,6 +67,9 @@ pub struct AccessRecord {
     pub purpose: String,
     pub height: u64,
     pub time_ms: u64,
+    /// The answered TFA Article 12 request whose grant allowed the read, if any.
+    #[serde(default)]
+    pub request: Option<crate::types::RequestId>,
 }
 
 /// Founding state of a network (`genesis.json`).

@@ -556,6 +556,6 @@ impl<S: StateStore> Rules<'_, '_, S> {
         if !reader_officer.active {
             return Err(ContractError::Denied(format!("officer: {officer} is revoked")).into());
         }
-        Ok(self.access_writes(id, version, &reader.code, officer, purpose))
+        Ok(self.access_writes(id, version, &reader.code, officer, purpose, Some(*request)))
     }
 }

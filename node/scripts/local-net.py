@@ -4,8 +4,8 @@
 
 usage: local-net.py DIR [--nodes 4] [--base-p2p 7101] [--base-api 7201] [--start]
 
-Writes DIR/<CODE>/ node homes (genesis.json copied in, peers filled in, one shared
-ucr.key), DIR/genesis.json and DIR/officers/<CODE>.key (officer keys with every role,
+Writes DIR/<CODE>/ node homes (genesis.json copied in, peers filled in; no agreement:
+propose one with `carnet agreement propose` before filing documents), DIR/genesis.json and DIR/officers/<CODE>.key (officer keys with every role,
 made with the `cryptography` package). With --start, starts every node in the
 background and writes DIR/pids.
 """
@@ -58,13 +58,10 @@ def main():
     }
     with open(os.path.join(a.dir, "genesis.json"), "w") as f:
         json.dump(genesis, f, indent=2)
-    ucr = open(os.path.join(a.dir, CODES[0], "ucr.key")).read()
     for i, info in enumerate(infos):
         home = os.path.join(a.dir, CODES[i])
         with open(os.path.join(home, "genesis.json"), "w") as f:
             json.dump(genesis, f, indent=2)
-        with open(os.path.join(home, "ucr.key"), "w") as f:
-            f.write(ucr)
         peers = [f'"{o["p2p_addr"]}/p2p/{o["peer_id"]}"' for o in infos if o is not info]
         cfg_path = os.path.join(home, "config.toml")
         lines = open(cfg_path).read().splitlines()

@@ -8,7 +8,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use carnet_contracts::Genesis;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -269,7 +268,6 @@ pub struct NodeHome {
     /// `None` when `[validator] key = "pkcs11"` (the key is on the token).
     pub validator_key: Option<ed25519_dalek::SigningKey>,
     pub encryption_key: x25519_dalek::StaticSecret,
-    pub ucr_key: Secret32,
 }
 
 impl std::fmt::Debug for NodeHome {
@@ -350,9 +348,8 @@ impl NodeHome {
         if x25519_dalek::PublicKey::from(&encryption_key).to_bytes() != enc_pub {
             return Err(invalid(&enc_path, "public key does not match secret key"));
         }
-        let ucr_path = dir.join("ucr.key");
-        let ucr_text = Zeroizing::new(fs::read_to_string(&ucr_path).map_err(io_err(&ucr_path))?);
-        let ucr_key = Zeroizing::new(parse_hex32(&ucr_path, "ucr key", &ucr_text)?);
+        // UCR keys are per agreement, wrapped on the ledger; a `ucr.key` left in the home
+        // by an older version is not read.
 
         let member = genesis
             .administrations
@@ -391,7 +388,6 @@ impl NodeHome {
             node_key,
             validator_key,
             encryption_key,
-            ucr_key,
         })
     }
 }
@@ -432,8 +428,6 @@ pub fn init_home(args: &InitArgs) -> Result<serde_json::Value, ConfigError> {
     let validator_key = ed25519_dalek::SigningKey::generate(&mut rng);
     let encryption_key = x25519_dalek::StaticSecret::random_from_rng(rng);
     let encryption_public = x25519_dalek::PublicKey::from(&encryption_key);
-    let mut ucr = Zeroizing::new([0u8; 32]);
-    rng.fill_bytes(&mut ucr[..]);
 
     let node_public = node_key.verifying_key().to_bytes();
     write_key_file(
@@ -451,7 +445,6 @@ pub fn init_home(args: &InitArgs) -> Result<serde_json::Value, ConfigError> {
         encryption_public.as_bytes(),
         &encryption_key.to_bytes(),
     )?;
-    write_private(&args.home.join("ucr.key"), hex::encode(&ucr[..]).as_bytes())?;
 
     let p2p_addr = format!("/ip4/127.0.0.1/tcp/{}", args.p2p_port);
     let api_addr = format!("127.0.0.1:{}", args.api_port);
@@ -519,6 +512,56 @@ mod tests {
         assert!(!text.contains("[vault]"), "defaults are not written");
         assert_eq!(config.vault.backend, VaultBackend::Rocksdb);
         assert_eq!(config.validator.key, ValidatorKeySource::File);
+    }
+
+    #[test]
+    fn init_writes_no_ucr_key_and_a_leftover_one_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("xa");
+        let summary = init_home(&InitArgs {
+            home: home.clone(),
+            administration: "XA".into(),
+            name: "Adjikistan".into(),
+            p2p_port: 7101,
+            api_port: 7201,
+        })
+        .unwrap();
+        assert!(
+            !home.join("ucr.key").exists(),
+            "UCR keys live on the ledger"
+        );
+        let key = |field: &str| {
+            let bytes: [u8; 32] = hex::decode(summary[field].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap();
+            bytes
+        };
+        let genesis = Genesis {
+            chain_id: "carnet-test".into(),
+            genesis_time_ms: 1_700_000_000_000,
+            administrations: vec![carnet_contracts::Administration {
+                code: carnet_contracts::AdminCode("XA".into()),
+                name: "Adjikistan".into(),
+                node_key: carnet_contracts::PublicKey(key("node_key")),
+                validator_key: carnet_contracts::PublicKey(key("validator_key")),
+                encryption_key: key("encryption_key"),
+                voting_power: 1,
+                active: true,
+            }],
+            officers: Vec::new(),
+            agreements: Vec::new(),
+        };
+        fs::write(
+            home.join("genesis.json"),
+            serde_json::to_vec(&genesis).unwrap(),
+        )
+        .unwrap();
+        // A leftover from an older version, not even a valid key: ignored.
+        fs::write(home.join("ucr.key"), "not a key").unwrap();
+        let loaded = NodeHome::load(&home).unwrap();
+        assert_eq!(loaded.config.administration, "XA");
+        assert_eq!(loaded.genesis, genesis);
     }
 
     const BASE: &str = r#"

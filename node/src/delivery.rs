@@ -1,11 +1,14 @@
-//! Delivery of document keys to recipient administrations: when a document this node
-//! issued becomes final, its DEK and salt are wrapped with HPKE to each recipient's
-//! encryption key (from the ledger) and sent node-to-node until acknowledged. Pending
-//! deliveries live in the `outbox` column family, written in the block's batch, so they
-//! survive restarts.
+//! Delivery of document keys to other administrations: when a document version this
+//! node issued becomes final (a new document or an amendment), its DEK and salt are
+//! wrapped with HPKE to each recipient's encryption key (from the ledger) and sent
+//! node-to-node until acknowledged; when this node's administration answers a TFA
+//! request with `provide`, the granted version of each provided document goes the same
+//! way to the requester. Pending deliveries live in the `outbox` column family, written
+//! in the block's batch (see `ledger::key_deliveries`), so they survive restarts.
 //!
-//! Must never send keys to anyone but the recipient administration's node, never send
-//! them unwrapped, and never log them.
+//! Must never send keys to anyone but the node of the administration the ledger names
+//! (a recipient, or the requester holding a grant), never to a member that is no longer
+//! active, never send them unwrapped, and never log them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,12 +92,19 @@ async fn scan(shared: &Arc<Shared>) {
             match result {
                 Ok(()) => {
                     shared.metrics.keys_delivered.inc();
-                    tracing::info!(document = %entry.document, recipient = %entry.recipient, "document keys delivered");
+                    tracing::info!(document = %entry.document, version = entry.version, recipient = %entry.recipient, "document keys delivered");
                     if let Err(e) = shared.store.delete_raw(CF_OUTBOX, &key) {
                         fatal("updating the key-delivery outbox", &e);
                     }
                 }
-                Err(reason) => {
+                Err(Undeliverable::Never(reason)) => {
+                    shared.metrics.reject("key_delivery_dropped");
+                    tracing::warn!(document = %entry.document, version = entry.version, recipient = %entry.recipient, "key delivery dropped: {reason}");
+                    if let Err(e) = shared.store.delete_raw(CF_OUTBOX, &key) {
+                        fatal("updating the key-delivery outbox", &e);
+                    }
+                }
+                Err(Undeliverable::NotYet(reason)) => {
                     let attempts = entry.attempts.saturating_add(1);
                     let backoff = (500u64 << attempts.min(10)).min(MAX_BACKOFF_MS);
                     tracing::debug!(document = %entry.document, recipient = %entry.recipient, attempts, "key delivery will be retried: {reason}");
@@ -115,22 +125,38 @@ fn bincode_decode(bytes: &[u8]) -> Option<OutboxEntry> {
     crate::storage::decode_limited(bytes, 4096).ok()
 }
 
-async fn deliver(shared: &Shared, entry: &OutboxEntry) -> Result<(), String> {
+/// Why a delivery did not happen.
+enum Undeliverable {
+    /// Retried later with backoff (peer unreachable, keys or block not there yet).
+    NotYet(String),
+    /// Dropped: the recipient is no longer an active member, or the document is erased.
+    Never(String),
+}
+
+impl From<String> for Undeliverable {
+    fn from(reason: String) -> Self {
+        Undeliverable::NotYet(reason)
+    }
+}
+
+async fn deliver(shared: &Shared, entry: &OutboxEntry) -> Result<(), Undeliverable> {
     let recipient = ledger::administration(&shared.store, &entry.recipient)
         .map_err(|e| e.to_string())?
-        .ok_or("recipient is not a member")?;
-    let peer = peer_id_of(&recipient.node_key.0).ok_or("recipient node key is not ed25519")?;
+        .filter(|a| a.active)
+        .ok_or_else(|| Undeliverable::Never("the recipient is not an active member".into()))?;
+    let peer = peer_id_of(&recipient.node_key.0)
+        .ok_or_else(|| Undeliverable::Never("the recipient node key is not ed25519".into()))?;
     if ledger::document_version(&shared.store, &entry.document, entry.version)
         .map_err(|e| e.to_string())?
         .is_some_and(|r| r.status == carnet_contracts::DocumentStatus::Erased)
     {
-        return Err("the document is erased".into());
+        return Err(Undeliverable::Never("the document is erased".into()));
     }
     let keys = shared
         .vault
         .get(&entry.document, entry.version)
         .map_err(|e| e.to_string())?
-        .ok_or("keys are no longer in the vault")?;
+        .ok_or_else(|| "keys are not (or no longer) in the vault".to_string())?;
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let wrapped = wrap_keys(
@@ -145,13 +171,16 @@ async fn deliver(shared: &Shared, entry: &OutboxEntry) -> Result<(), String> {
         version: entry.version,
         wrapped,
     };
-    match shared
-        .net()
+    let net = shared
+        .net
+        .get()
+        .ok_or_else(|| "the network is not running".to_string())?;
+    match net
         .request(Some(peer), request, Duration::from_secs(10))
         .await?
     {
         SyncResponse::Ack => Ok(()),
-        SyncResponse::Nack(reason) => Err(format!("refused: {reason}")),
-        _ => Err("unexpected response".into()),
+        SyncResponse::Nack(reason) => Err(format!("refused: {reason}").into()),
+        _ => Err("unexpected response".to_string().into()),
     }
 }

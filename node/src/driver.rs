@@ -16,7 +16,7 @@ use carnet_consensus::{
     ValidatorIndex, View, VoteKind,
 };
 use carnet_contracts::block::{BlockBody, MAX_BLOCK_TXS};
-use carnet_contracts::{Action, AdminCode};
+use carnet_contracts::AdminCode;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -239,13 +239,27 @@ impl Driver {
                     if let Message::Proposal { block, .. } = &message {
                         self.remember(block);
                     }
-                    let bytes = crate::storage::encode(&message);
-                    if !self
-                        .shared
-                        .net()
-                        .try_send(NetCommand::PublishConsensus(bytes))
-                    {
-                        self.shared.metrics.reject("net_queue_full");
+                    // A faulty build may replace the message (see byzantine.rs).
+                    #[cfg(feature = "byzantine")]
+                    let messages = {
+                        let (messages, extra_blocks) =
+                            crate::byzantine::outgoing(message, self.shared.namespace());
+                        for block in &extra_blocks {
+                            self.remember(block);
+                        }
+                        messages
+                    };
+                    #[cfg(not(feature = "byzantine"))]
+                    let messages = [message];
+                    for message in messages {
+                        let bytes = crate::storage::encode(&message);
+                        if !self
+                            .shared
+                            .net()
+                            .try_send(NetCommand::PublishConsensus(bytes))
+                        {
+                            self.shared.metrics.reject("net_queue_full");
+                        }
                     }
                 }
                 Output::SetTimer {
@@ -278,8 +292,14 @@ impl Driver {
                 } => self.on_finalized(block, finalization),
                 Output::Evidence(evidence) => {
                     self.shared.metrics.equivocations.inc();
+                    let administration = self
+                        .shared
+                        .validator_admin(evidence.validator)
+                        .map(|a| a.0)
+                        .unwrap_or_default();
                     tracing::warn!(
                         validator = evidence.validator,
+                        %administration,
                         view = evidence.first.view,
                         "EQUIVOCATION: validator signed two conflicting votes"
                     );
@@ -409,10 +429,12 @@ impl Driver {
             Some((self.head.height, self.head.app_hash)),
         );
         tracing::debug!(view, txs = body.txs.len(), "proposing");
-        self.feed(Input::ProposalReady {
-            view,
-            payload: body.encode(),
-        });
+        // A faulty build may propose an invalid payload instead (see byzantine.rs).
+        #[cfg(feature = "byzantine")]
+        let payload = crate::byzantine::proposal_payload(body, view, &self.shared.validator_admins);
+        #[cfg(not(feature = "byzantine"))]
+        let payload = body.encode();
+        self.feed(Input::ProposalReady { view, payload });
     }
 
     /// Checks a proposed block's payload off the driver task; answers with `Verified`.
@@ -512,8 +534,19 @@ impl Driver {
             .into_iter()
             .filter_map(|(h, c)| c.map(|c| (h, c)))
             .collect();
+        // Key deliveries this node owes (new documents, new versions, TFA `provide`
+        // answers), read before `block_write` takes the state changes.
+        let deliveries = match ledger::key_deliveries(&body, &executed, &self.shared.node_public())
+        {
+            Ok(deliveries) => deliveries,
+            Err(e) => fatal("reading the key deliveries of a finalized block", &e),
+        };
         let mut write = block_write(block.clone(), finalization, &body, &mut executed);
-        let own_key = self.shared.node_public();
+        write.outbox.extend(
+            deliveries
+                .iter()
+                .map(|d| delivery::outbox_entry(&d.document, d.version, &d.recipient)),
+        );
         let mut missing = Vec::new();
         for (index, (tx, hash)) in body.txs.iter().zip(&tx_hashes).enumerate() {
             write.tx_locations.push((
@@ -528,18 +561,6 @@ impl Driver {
                     write.payloads.push((sub.ciphertext_hash, ct.clone()));
                 } else if !matches!(self.shared.store.payload(&sub.ciphertext_hash), Ok(Some(_))) {
                     missing.push(sub.ciphertext_hash);
-                }
-                let accepted = executed
-                    .receipts
-                    .get(index)
-                    .map(|r| r.is_ok())
-                    .unwrap_or(false);
-                let first_version = !matches!(tx.tx.action, Action::AmendDocument { .. });
-                if accepted && first_version && tx.tx.signer.0 == own_key {
-                    for recipient in &sub.recipients {
-                        let (k, v) = delivery::outbox_entry(&sub.id, 1, recipient);
-                        write.outbox.push((k, v));
-                    }
                 }
             }
         }
@@ -759,7 +780,7 @@ async fn check_payload(
         if tx.tx.chain_id != shared.chain_id {
             return Err("transaction for another chain".into());
         }
-        if let Action::SubmitDocument(sub) = &tx.tx.action {
+        if let Some(sub) = tx.tx.action.document_submission() {
             let hash = sub.ciphertext_hash;
             let local = shared.mempool().contains(&tx.hash())
                 || matches!(shared.store.payload(&hash), Ok(Some(_)));

@@ -318,6 +318,7 @@ mod tests {
                 officer(&supervisor, vec![Role::Officer, Role::Supervisor]),
                 officer(&plain, vec![Role::Officer]),
             ],
+            agreements: Vec::new(),
         };
         let head = crate::node::prepare_store(&store, &genesis).unwrap();
         let node_xa = SigningKey::from_bytes(&[10; 32]);

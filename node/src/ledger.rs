@@ -1,5 +1,6 @@
 //! The node's view of the replicated ledger: contract execution over the RocksDB
-//! `state` column family, and the read-only queries the API and key delivery make.
+//! `state` column family, the key deliveries a finalized block asks of this node, and
+//! the read-only queries the API and key delivery make.
 //!
 //! Must never write the state except through the overlay whose changes are committed in
 //! the block's single write batch; queries read committed state only.
@@ -7,7 +8,10 @@
 use std::collections::BTreeMap;
 
 use carnet_contracts::block::BlockBody;
-use carnet_contracts::execute::{self, query, BlockContext, ExecError, StateStore, StoreError};
+use carnet_contracts::execute::{
+    self, query, state_keys, BlockContext, ExecError, StateStore, StoreError, TxEvent,
+};
+use carnet_contracts::request::{AccessGrant, RequestAnswer, RequestStatus};
 use carnet_contracts::{
     AdminCode, Administration, DocumentId, DocumentRecord, Genesis, Hash32, Officer, PublicKey,
 };
@@ -64,6 +68,8 @@ pub struct Executed {
     pub changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Per transaction: Ok, or the rule that rejected it.
     pub receipts: Vec<Result<(), String>>,
+    /// Per transaction: what it did when accepted (`None` when rejected).
+    pub events: Vec<Option<TxEvent>>,
     pub app_hash: Hash32,
     /// Documents erased by this block: (document, versions).
     pub erasures: Vec<(DocumentId, u32)>,
@@ -76,6 +82,7 @@ pub fn genesis(store: &Store, genesis: &Genesis) -> Result<Executed, ExecError> 
     Ok(Executed {
         changes: overlay.changes,
         receipts: Vec::new(),
+        events: Vec::new(),
         app_hash,
         erasures: Vec::new(),
     })
@@ -90,16 +97,91 @@ pub fn execute(store: &Store, height: u64, body: &BlockBody) -> Result<Executed,
         proposer: body.proposer.clone(),
     };
     let outcome = execute::execute_block(&mut overlay, &ctx, &body.txs)?;
+    let (receipts, events) = outcome
+        .receipts
+        .into_iter()
+        .map(|r| match r.outcome {
+            Ok(event) => (Ok(()), Some(event)),
+            Err(e) => (Err(e.to_string()), None),
+        })
+        .unzip();
     Ok(Executed {
         changes: overlay.changes,
-        receipts: outcome
-            .receipts
-            .into_iter()
-            .map(|r| r.outcome.map(|_| ()).map_err(|e| e.to_string()))
-            .collect(),
+        receipts,
+        events,
         app_hash: outcome.app_hash,
         erasures: outcome.erasures,
     })
+}
+
+/// One key delivery this node owes: the keys of `version` of `document`, to the node
+/// of `recipient`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyDelivery {
+    pub document: DocumentId,
+    pub version: u32,
+    pub recipient: AdminCode,
+}
+
+/// The key deliveries an executed block asks of the node whose node key is
+/// `own_node_key`: for every accepted transaction that node signed,
+/// - a new document or a new version (`DocumentFinal`, `DocumentAmended`): that
+///   version's keys to each of its recipients (an amendment carries the recipients
+///   over, so the recipients of the old version receive the new one);
+/// - a `provide` answer to a TFA request: the keys of the granted (latest) version of
+///   each provided document to the requester.
+pub fn key_deliveries(
+    body: &BlockBody,
+    executed: &Executed,
+    own_node_key: &[u8; 32],
+) -> Result<Vec<KeyDelivery>, ExecError> {
+    let mut out = Vec::new();
+    for (tx, event) in body.txs.iter().zip(&executed.events) {
+        if tx.tx.signer.0 != *own_node_key {
+            continue;
+        }
+        match event {
+            Some(TxEvent::DocumentFinal(record))
+            | Some(TxEvent::DocumentAmended { record, .. }) => {
+                out.extend(record.recipients.iter().map(|r| KeyDelivery {
+                    document: record.id,
+                    version: record.version,
+                    recipient: r.clone(),
+                }));
+            }
+            Some(TxEvent::RequestAnswered(request))
+                if request.status == RequestStatus::Provided =>
+            {
+                let Some(RequestAnswer::Provide { documents }) =
+                    request.answers.last().map(|a| &a.answer)
+                else {
+                    continue;
+                };
+                for document in documents {
+                    let key = state_keys::grant(document, &request.requester, &request.id);
+                    let grant: AccessGrant = match executed.changes.get(&key) {
+                        Some(Some(bytes)) => carnet_contracts::codec::decode(bytes, 64 * 1024)
+                            .map_err(|e| {
+                                ExecError::Corrupt(format!("grant of document {document}: {e}"))
+                            })?,
+                        _ => {
+                            return Err(ExecError::Corrupt(format!(
+                            "provide answer to request {} wrote no grant for document {document}",
+                            request.id
+                        )))
+                        }
+                    };
+                    out.push(KeyDelivery {
+                        document: *document,
+                        version: grant.up_to_version,
+                        recipient: request.requester.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 pub fn app_hash(store: &Store) -> Result<Hash32, ExecError> {
@@ -135,4 +217,17 @@ pub fn documents_by_ucr(
     limit: usize,
 ) -> Result<Vec<DocumentRecord>, ExecError> {
     query::documents_by_ucr(&Committed(store), index, limit)
+}
+
+pub fn access_grants(
+    store: &Store,
+    document: &DocumentId,
+    admin: &AdminCode,
+) -> Result<Vec<AccessGrant>, ExecError> {
+    query::access_grants(&Committed(store), document, admin)
+}
+
+/// Every version of a document, oldest first; empty when unknown.
+pub fn document_history(store: &Store, id: &DocumentId) -> Result<Vec<DocumentRecord>, ExecError> {
+    query::document_history(&Committed(store), id)
 }

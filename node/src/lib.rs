@@ -9,6 +9,8 @@
 //! log them; and never carry on after a failed durable write.
 
 pub mod api;
+#[cfg(feature = "byzantine")]
+pub mod byzantine;
 pub mod config;
 pub mod delivery;
 pub mod driver;

@@ -39,7 +39,55 @@ enum Command {
         /// and only accepted by, a binary built with the `test-hooks` feature.
         #[arg(long)]
         enable_test_hooks: bool,
+        /// FAULT TESTING ONLY: misbehave on purpose as `equivocate`, `silent`,
+        /// `invalid-blocks` or `twin`. Accepted only by a binary built with the
+        /// `byzantine` feature, and only with --i-understand-this-node-misbehaves.
+        #[arg(long, value_name = "MODE")]
+        byzantine: Option<String>,
+        /// Confirms that this node is meant to misbehave (a `byzantine` or
+        /// `mutation-weak-quorum` build refuses to start without it).
+        #[arg(long)]
+        i_understand_this_node_misbehaves: bool,
     },
+}
+
+/// Refuses misbehaviour flags a build does not support, and a misbehaving build that
+/// was not explicitly asked to misbehave. Returns the byzantine mode to enable.
+fn check_misbehaviour_flags(
+    byzantine: Option<&str>,
+    confirmed: bool,
+) -> anyhow::Result<Option<String>> {
+    let mutation = cfg!(feature = "mutation-weak-quorum");
+    let faulty = cfg!(feature = "byzantine");
+    if !faulty && byzantine.is_some() {
+        anyhow::bail!("--byzantine needs a binary built with the `byzantine` feature");
+    }
+    if faulty && (byzantine.is_none() || !confirmed) {
+        anyhow::bail!(
+            "this binary is built with the `byzantine` feature and misbehaves on purpose; \
+             refusing to start without --byzantine MODE --i-understand-this-node-misbehaves"
+        );
+    }
+    if mutation && !confirmed {
+        anyhow::bail!(
+            "this binary is built with the `mutation-weak-quorum` feature (quorum f+1, \
+             unsafe on purpose); refusing to start without --i-understand-this-node-misbehaves"
+        );
+    }
+    if !faulty && !mutation && confirmed {
+        anyhow::bail!(
+            "--i-understand-this-node-misbehaves is only for `byzantine` or \
+             `mutation-weak-quorum` builds; this node behaves"
+        );
+    }
+    #[cfg(feature = "byzantine")]
+    if let Some(name) = byzantine {
+        carnet_node::byzantine::Mode::parse(name).map_err(anyhow::Error::msg)?;
+    }
+    if mutation {
+        eprintln!("carnet-node: WARNING: quorum lowered to f+1; this node is deliberately unsafe");
+    }
+    Ok(byzantine.map(str::to_string))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,7 +113,11 @@ fn main() -> anyhow::Result<()> {
         Command::Start {
             home,
             enable_test_hooks,
+            byzantine,
+            i_understand_this_node_misbehaves,
         } => {
+            let byzantine =
+                check_misbehaviour_flags(byzantine.as_deref(), i_understand_this_node_misbehaves)?;
             #[cfg(feature = "test-hooks")]
             {
                 if !enable_test_hooks {
@@ -86,6 +138,23 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             let home = carnet_node::config::NodeHome::load(&home)?;
+            #[cfg(feature = "byzantine")]
+            if let Some(name) = &byzantine {
+                use carnet_node::byzantine::{enable, Mode};
+                let mode = Mode::parse(name).map_err(anyhow::Error::msg)?;
+                let key = home.validator_key.clone().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--byzantine needs the validator key in validator.key (not on a token)"
+                    )
+                })?;
+                enable(mode, key);
+                eprintln!(
+                    "carnet-node: WARNING: byzantine mode `{}`: this node misbehaves on purpose",
+                    mode.name()
+                );
+            }
+            #[cfg(not(feature = "byzantine"))]
+            let _ = byzantine;
             let log_path = home.resolve(&home.config.log_file);
             let log_file = std::fs::OpenOptions::new()
                 .create(true)
@@ -101,6 +170,13 @@ fn main() -> anyhow::Result<()> {
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(log_file))
                 .init();
+            #[cfg(feature = "byzantine")]
+            if let Some(mode) = carnet_node::byzantine::mode() {
+                tracing::warn!(
+                    mode = mode.name(),
+                    "BYZANTINE: this node misbehaves on purpose"
+                );
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

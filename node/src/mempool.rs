@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use carnet_contracts::{verify_batch, Action, SignedTransaction, MAX_CIPHERTEXT_BYTES};
+use carnet_contracts::{verify_batch, SignedTransaction, MAX_CIPHERTEXT_BYTES};
 
 /// Largest total of encoded transactions put into one proposal.
 pub const MAX_PROPOSAL_BYTES: usize = 3 * 1024 * 1024;
@@ -98,16 +98,14 @@ impl Mempool {
     }
 
     pub fn ciphertext(&self, hash_of_ciphertext: &[u8; 32]) -> Option<Vec<u8>> {
-        self.entries
-            .values()
-            .find_map(|e| match (&e.tx.tx.action, &e.ciphertext) {
-                (Action::SubmitDocument(sub), Some(ct))
-                    if &sub.ciphertext_hash == hash_of_ciphertext =>
-                {
+        self.entries.values().find_map(|e| {
+            match (e.tx.tx.action.document_submission(), &e.ciphertext) {
+                (Some(sub), Some(ct)) if &sub.ciphertext_hash == hash_of_ciphertext => {
                     Some(ct.clone())
                 }
                 _ => None,
-            })
+            }
+        })
     }
 
     pub fn ciphertext_of_tx(&self, tx_hash: &[u8; 32]) -> Option<Vec<u8>> {
@@ -231,7 +229,7 @@ impl Mempool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use carnet_contracts::{DocumentId, PublicKey, Transaction};
+    use carnet_contracts::{Action, DocumentId, PublicKey, Transaction};
     use ed25519_dalek::SigningKey;
 
     fn access_tx(nonce: u64, key: &SigningKey) -> SignedTransaction {

@@ -35,6 +35,9 @@ pub struct Metrics {
     pub equivocations: Counter,
     pub keys_delivered: Counter,
     pub keys_received: Counter,
+    pub event_streams: Gauge,
+    pub events_sent: Counter,
+    pub access_records: Counter,
 }
 
 impl Default for Metrics {
@@ -58,6 +61,9 @@ impl Metrics {
         let equivocations = Counter::default();
         let keys_delivered = Counter::default();
         let keys_received = Counter::default();
+        let event_streams = Gauge::default();
+        let events_sent = Counter::default();
+        let access_records = Counter::default();
         registry.register(
             "blocks_finalized",
             "Blocks finalized and committed",
@@ -110,6 +116,21 @@ impl Metrics {
             "Document keys received and stored",
             keys_received.clone(),
         );
+        registry.register(
+            "event_streams",
+            "Open server-sent event streams (GET /v1/events)",
+            event_streams.clone(),
+        );
+        registry.register(
+            "events_sent",
+            "Document events sent on event streams",
+            events_sent.clone(),
+        );
+        registry.register(
+            "access_records",
+            "Decryptions served and submitted as access records",
+            access_records.clone(),
+        );
         Self {
             registry,
             blocks_finalized,
@@ -124,6 +145,9 @@ impl Metrics {
             equivocations,
             keys_delivered,
             keys_received,
+            event_streams,
+            events_sent,
+            access_records,
         }
     }
 

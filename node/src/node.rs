@@ -13,9 +13,12 @@ use carnet_consensus::{
     Block, Config as ConsensusConfig, Digest, Ed25519Signer, Engine, Message, Restored,
     ValidatorIndex, ValidatorSet,
 };
-use carnet_contracts::envelope::{open_and_check, unwrap_keys, wrap_info};
-use carnet_contracts::{AdminCode, Genesis};
-use tokio::sync::{mpsc, oneshot};
+use carnet_contracts::agreement::{Agreement, MAX_AGREEMENTS};
+use carnet_contracts::envelope::{
+    agreement_key_info, open_and_check, unwrap_keys, unwrap_secret, wrap_info,
+};
+use carnet_contracts::{AdminCode, AgreementId, Genesis};
+use tokio::sync::{mpsc, oneshot, watch};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::{peer_id_of, NodeHome};
@@ -78,7 +81,12 @@ pub struct Shared {
     pub(crate) net: OnceLock<Network>,
     pub node_key: ed25519_dalek::SigningKey,
     pub(crate) encryption_secret: Zeroizing<[u8; 32]>,
-    pub ucr_key: Zeroizing<[u8; 32]>,
+    /// UCR keys of the agreements this administration is party to, unwrapped from the
+    /// ledger on first use (at most `MAX_AGREEMENTS`; zeroized when dropped).
+    pub(crate) ucr_keys: Mutex<HashMap<AgreementId, Zeroizing<[u8; 32]>>>,
+    /// Height of the last committed block, published on every commit (event streams
+    /// follow it).
+    pub(crate) heads: watch::Sender<u64>,
     pub(crate) waiters: Mutex<HashMap<[u8; 32], Vec<oneshot::Sender<TxOutcome>>>>,
     pub(crate) head: Mutex<Head>,
     pub(crate) view: AtomicU64,
@@ -165,8 +173,42 @@ impl Shared {
         lock(&self.head).clone()
     }
 
+    /// Moves the head and wakes everyone following new blocks (event streams).
     pub fn set_head(&self, head: Head) {
+        let height = head.height;
         *lock(&self.head) = head;
+        self.heads.send_replace(height);
+    }
+
+    /// Follows the height of committed blocks.
+    pub fn subscribe_heads(&self) -> watch::Receiver<u64> {
+        self.heads.subscribe()
+    }
+
+    /// The UCR key of `agreement`, unwrapped from this administration's wrap on the
+    /// ledger (and cached). `Ok(None)` when the agreement holds no wrap for this
+    /// administration (it is not a party); `Err` when the wrap does not open.
+    pub fn agreement_ucr_key(
+        &self,
+        agreement: &Agreement,
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
+        if let Some(key) = lock(&self.ucr_keys).get(&agreement.id) {
+            return Ok(Some(key.clone()));
+        }
+        let Some(wrapped) = agreement.ucr_key_wrap(&self.admin) else {
+            return Ok(None);
+        };
+        let key = unwrap_secret(
+            wrapped,
+            self.encryption_secret(),
+            &agreement_key_info(&agreement.id),
+        )
+        .map_err(|e| format!("UCR key of agreement {}: {e}", agreement.id))?;
+        let mut cache = lock(&self.ucr_keys);
+        if cache.len() < MAX_AGREEMENTS {
+            cache.insert(agreement.id, key.clone());
+        }
+        Ok(Some(key))
     }
 
     pub fn view(&self) -> u64 {
@@ -232,9 +274,10 @@ impl Shared {
         for (result, i) in admitted.into_iter().zip(admit_at) {
             if result.is_ok() {
                 any = true;
-                if gossip {
+                // Without a network (tests of the API alone) nothing is gossiped.
+                if let (true, Some(net)) = (gossip, self.net.get()) {
                     let bytes = crate::storage::encode(&batch[i]);
-                    if !self.net().try_send(p2p::NetCommand::PublishTx(bytes)) {
+                    if !net.try_send(p2p::NetCommand::PublishTx(bytes)) {
                         self.metrics.reject("net_queue_full");
                     }
                 }
@@ -347,9 +390,11 @@ impl Inbound for NodeInbound {
     }
 }
 
-/// Accepts document keys only from the issuer's node, for a document addressed to us,
-/// and only if they open the ciphertext and match the commitment on the ledger.
-fn receive_keys(
+/// Accepts document keys only from the issuer's node for a version addressed to us, or
+/// from the node of an administration whose `provide` answer to a TFA request granted us
+/// that version; and only if they open the ciphertext and match the commitment on the
+/// ledger.
+pub(crate) fn receive_keys(
     shared: &Arc<Shared>,
     from: &Member,
     document: carnet_contracts::DocumentId,
@@ -359,11 +404,18 @@ fn receive_keys(
     let record = ledger::document_version(&shared.store, &document, version)
         .map_err(|e| e.to_string())?
         .ok_or("document not final here yet")?;
-    if record.issuer != from.code {
-        return Err(format!("{} is not the issuer of the document", from.code));
-    }
-    if !record.recipients.contains(&shared.admin) {
-        return Err("this administration is not a recipient".into());
+    let addressed = record.issuer == from.code && record.recipients.contains(&shared.admin);
+    if !addressed {
+        let granted = ledger::access_grants(&shared.store, &document, &shared.admin)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .any(|g| g.granted_by == from.code && version <= g.up_to_version);
+        if !granted {
+            return Err(format!(
+                "{} neither issued version {version} to this administration nor granted it access",
+                from.code
+            ));
+        }
     }
     if record.status == carnet_contracts::DocumentStatus::Erased {
         return Err("the document is erased".into());
@@ -510,6 +562,17 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StartError::Other(format!("genesis validator key: {e}")))?;
     let validators = ValidatorSet::new(keys).map_err(|e| StartError::Other(e.to_string()))?;
+    // MUTATION build only (feature `mutation-weak-quorum`, scenario suite): unsafe quorum.
+    #[cfg(feature = "mutation-weak-quorum")]
+    let validators = {
+        let mut weakened = validators;
+        weakened.weaken_quorum_to_f_plus_one();
+        tracing::warn!(
+            quorum = weakened.quorum(),
+            "MUTATION: quorum lowered to f+1; this node is deliberately unsafe"
+        );
+        weakened
+    };
     let admin = AdminCode(home.config.administration.clone());
     let own_index = validator_admins.iter().position(|a| a.code == admin);
 
@@ -555,7 +618,8 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
         net: OnceLock::new(),
         node_key: home.node_key.clone(),
         encryption_secret: Zeroizing::new(home.encryption_key.to_bytes()),
-        ucr_key: home.ucr_key.clone(),
+        ucr_keys: Mutex::new(HashMap::new()),
+        heads: watch::Sender::new(head.height),
         waiters: Mutex::new(HashMap::new()),
         head: Mutex::new(head.clone()),
         view: AtomicU64::new(0),

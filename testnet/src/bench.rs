@@ -56,6 +56,8 @@ pub struct BenchConfig {
     pub recipients: usize,
     pub concurrency: usize,
     pub report: Option<PathBuf>,
+    /// Erasures measured after the load (0: none); see [`crate::bench_erasure`].
+    pub erasures: usize,
 }
 
 /// One load step at one offered rate.
@@ -122,6 +124,8 @@ pub struct BenchReport {
     /// Verify rate × cores ÷ nodes: what every node could verify if it did nothing else.
     pub ceiling_docs_per_sec: f64,
     pub committed_over_ceiling: f64,
+    /// Erase-to-all-attestations latency (`--erasures N`).
+    pub erasure: Option<crate::bench_erasure::ErasureReport>,
 }
 
 /// In-process ed25519 batch verification rate on one core (64-signature batches, ~1 s).
@@ -208,7 +212,7 @@ struct Prepared {
 
 /// A JSON object payload of exactly `bytes` bytes (at least its fixed part), unique per seq.
 fn payload(run: &str, seq: u64, bytes: usize) -> String {
-    let head = format!("{{\"bench\":\"{run}\",\"seq\":{seq},\"pad\":\"");
+    let head = format!("{{\"UCR\":\"{run}\",\"Sequence\":{seq},\"Remarks\":\"");
     let tail = "\"}";
     let pad = bytes.saturating_sub(head.len() + tail.len());
     let mut text = String::with_capacity(head.len() + pad + tail.len());
@@ -625,6 +629,12 @@ fn measure(
             last_block_hash: health.and_then(|h| h.last_block_hash),
         });
     }
+    let erasure = if config.erasures > 0 {
+        eprintln!("bench: erasing {} documents one by one ...", config.erasures);
+        Some(crate::bench_erasure::run(&testnet, config.erasures)?)
+    } else {
+        None
+    };
     let (heads_agree, agreed_height) = heads_agree(&testnet, &per_node);
     let ceiling = verify_rate * cores as f64 / nodes.max(1) as f64;
     Ok(BenchReport {
@@ -643,6 +653,7 @@ fn measure(
         agreed_height,
         ed25519_batch_verify_per_sec_per_core: verify_rate,
         ceiling_docs_per_sec: ceiling,
+        erasure,
     })
 }
 
@@ -772,5 +783,8 @@ pub fn render_table(report: &BenchReport) -> String {
         report.ceiling_docs_per_sec,
         report.committed_over_ceiling
     );
+    if let Some(erasure) = &report.erasure {
+        out.push_str(&crate::bench_erasure::render(erasure));
+    }
     out
 }

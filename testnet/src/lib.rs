@@ -11,6 +11,11 @@
 //! * [`network`] — a running network: up/down, waiting for heights, per-node clients.
 //! * [`invariants`] — checks every node agrees on every finalized block.
 //! * [`load`] — submits many documents through a bounded pool of HTTP workers.
+//! * [`docker`] — the docker compose runner: one container per node, a compose file a
+//!   user can run by hand, pauses, disconnects and partitions with docker's own commands.
+//! * [`scenario`] — fault scenarios as TOML data and the engine that runs them.
+//! * [`process_runner`] — a scenario's nodes as local processes (namespaces for cuts).
+//! * [`runner`] — the [`runner::Runner`] trait a scenario drives (process or docker).
 //! * [`bench`] — `carnet-testnet bench`: open-loop load through the HTTP API and a report
 //!   of throughput, finality latency, CPU, memory, disk and the machine's ceiling.
 //!
@@ -18,12 +23,17 @@
 //! Must never signal a process it cannot show to be a `carnet-node` of this testnet.
 
 pub mod bench;
+pub mod bench_erasure;
+pub mod docker;
 pub mod init;
 pub mod invariants;
 pub mod layout;
 pub mod load;
 pub mod network;
 pub mod process;
+pub mod process_runner;
+pub mod runner;
+pub mod scenario;
 
 pub use layout::{NodeEntry, Testnet};
 pub use network::Network;

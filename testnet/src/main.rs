@@ -1,13 +1,15 @@
 //! `carnet-testnet`: create, start, inspect and break local Carnet networks.
 //!
-//! `init` writes a network into a directory; `up`/`down` start and stop every node;
+//! `init` writes a network into a directory (`compose` one laid out for docker compose);
+//! `up`/`down` start and stop every node;
 //! `status` shows each node's height and last block; `kill` (SIGKILL) and `start` act
-//! on one node for fault drills. Exit code 0 on success, 1 on failure with one clear
+//! on one node for fault drills; `scenario run FILE` runs a fault scenario and checks its
+//! invariants, `scenario list` shows them. Exit code 0 on success, 1 on failure with one clear
 //! error (and the failing node's log tail where there is one).
 
 use anyhow::Context;
 use carnet_testnet::network::{Network, UP_TIMEOUT_MS};
-use carnet_testnet::{bench, init, process};
+use carnet_testnet::{bench, docker, init, process};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,7 +18,7 @@ use std::time::Duration;
 #[command(
     name = "carnet-testnet",
     version,
-    about = "Local Carnet networks: init, up, down, status, kill, start, bench"
+    about = "Local Carnet networks: init, compose, up, down, status, kill, start, bench, scenario"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,6 +39,17 @@ enum Command {
         nodes: usize,
         #[arg(long, env = "CARNET_TESTNET_DIR", default_value = ".testnet")]
         dir: PathBuf,
+    },
+    /// Create a network of N administrations laid out for docker compose: one container
+    /// per node, D/docker-compose.yml to run by hand, the image built FROM scratch.
+    Compose {
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        #[arg(long, env = "CARNET_TESTNET_DIR", default_value = ".testnet")]
+        dir: PathBuf,
+        /// Do not build the image now (the docker runner builds it before starting).
+        #[arg(long)]
+        no_build: bool,
     },
     /// Start every node; return once each has a final block.
     Up {
@@ -76,6 +89,159 @@ enum Command {
     /// Open-loop load through the HTTP API; reports throughput, finality latency, CPU,
     /// RSS, disk per document and the machine's ceiling.
     Bench(BenchArgs),
+    /// Fault scenarios (testnet/scenarios/*.toml): run one, or list them.
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RunnerArg {
+    /// Local processes (network namespaces for disconnect/partition; needs root).
+    Process,
+    /// Docker compose containers.
+    Docker,
+}
+
+#[derive(Subcommand)]
+enum ScenarioCommand {
+    /// Run one scenario: start a fresh network, load it, apply the timeline, check the
+    /// invariants. Exit code 0 if every invariant holds, 1 otherwise.
+    Run {
+        /// The scenario file (testnet/scenarios/NAME.toml).
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = RunnerArg::Process)]
+        runner: RunnerArg,
+        #[arg(long, value_enum, default_value_t = OutputArg::Table)]
+        output: OutputArg,
+        /// Testnet directory to create (must not hold a testnet); default: a fresh
+        /// directory under the system temporary directory. The report is written into it
+        /// as scenario-report.json.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Leave the nodes running afterwards (stop them with `carnet-testnet down`;
+        /// process runner: its namespaces go with the next run that reclaims the slot).
+        #[arg(long)]
+        keep_running: bool,
+    },
+    /// List the scenarios of a directory with their descriptions.
+    List {
+        /// Default: testnet/scenarios (and its soak/ directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The scenarios directory of this source tree, for `scenario list` without `--dir`.
+fn default_scenarios_dir() -> PathBuf {
+    let local = PathBuf::from("testnet/scenarios");
+    if local.is_dir() {
+        local
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+    }
+}
+
+/// `carnet-testnet scenario run`.
+fn run_scenario(
+    file: &std::path::Path,
+    runner_kind: RunnerArg,
+    output: OutputArg,
+    dir: Option<PathBuf>,
+    keep_running: bool,
+) -> anyhow::Result<()> {
+    use carnet_testnet::scenario::{self, engine};
+    let scenario = scenario::Scenario::load(file)?;
+    let dir = dir.unwrap_or_else(|| engine::default_dir(&scenario));
+    let dir = init::absolute_dir(&dir)?;
+    let options = engine::RunOptions {
+        keep_running,
+        progress: output == OutputArg::Table,
+        ..engine::RunOptions::default()
+    };
+    carnet_testnet::process_runner::install_interrupt_cleanup()?;
+    let binary = process::locate_binary(process::NODE_BINARY)?;
+    let report = match runner_kind {
+        RunnerArg::Process => {
+            let runner_options = carnet_testnet::process_runner::ProcessRunnerOptions {
+                node_binary: binary,
+                ..carnet_testnet::process_runner::ProcessRunnerOptions::from_env()?
+            };
+            let mut runner = carnet_testnet::process_runner::ProcessRunner::create(
+                &scenario,
+                &dir,
+                &runner_options,
+            )?;
+            let report = engine::run(&scenario, &mut runner, &dir, &options)?;
+            if keep_running {
+                std::mem::forget(runner);
+            }
+            report
+        }
+        // The docker runner (testnet/src/docker.rs): same scenario, containers.
+        RunnerArg::Docker => {
+            let testnet = scenario::prepare_testnet(&scenario, &dir, &binary)?;
+            let docker_options = docker::DockerOptions {
+                byzantine: scenario.byzantine_args(),
+                node_binary: Some(binary),
+                ..docker::DockerOptions::default()
+            };
+            let mut runner = docker::DockerRunner::prepare(testnet, &docker_options)?;
+            let report = engine::run(&scenario, &mut runner, &dir, &options)?;
+            if keep_running {
+                runner.detach();
+            }
+            report
+        }
+    };
+    match output {
+        OutputArg::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputArg::Table => {
+            print!("{}", scenario::report::render_table(&report));
+            println!("report: {}", dir.join(engine::REPORT_FILE).display());
+        }
+    }
+    if !report.passed {
+        anyhow::bail!(
+            "scenario {} failed: {}",
+            report.scenario,
+            report.failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `carnet-testnet scenario list`.
+fn list_scenarios(dir: Option<PathBuf>) -> anyhow::Result<()> {
+    use carnet_testnet::scenario::Scenario;
+    let dir = dir.unwrap_or_else(default_scenarios_dir);
+    let mut dirs = vec![dir.clone()];
+    if dir.join("soak").is_dir() {
+        dirs.push(dir.join("soak"));
+    }
+    for d in dirs {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
+            .with_context(|| format!("reading {}", d.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        println!("{}:", d.display());
+        for file in files {
+            match Scenario::load(&file) {
+                Ok(s) => println!(
+                    "  {:<28} {} nodes, {} steps  {}",
+                    s.name,
+                    s.nodes,
+                    s.timeline.len(),
+                    s.description
+                ),
+                Err(e) => println!("  {:<28} INVALID: {e}", file.display()),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -113,6 +279,10 @@ struct BenchArgs {
     /// Where the JSON report is written (default DIR/bench-report.json).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// After the load, erase this many fresh documents one by one and report
+    /// erase → final and erase → every node's destruction attestation (0: skip).
+    #[arg(long, default_value_t = 0)]
+    erasures: usize,
 }
 
 impl BenchArgs {
@@ -137,6 +307,7 @@ impl BenchArgs {
             recipients: self.recipients,
             concurrency: self.concurrency,
             report: self.report,
+            erasures: self.erasures,
         };
         Ok((config, self.output))
     }
@@ -170,6 +341,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     testnet.profile_path(&node.code).display()
                 );
             }
+        }
+        Command::Compose {
+            nodes,
+            dir,
+            no_build,
+        } => {
+            let binary = process::locate_binary(process::NODE_BINARY)?;
+            let runner =
+                docker::compose_init(nodes, &dir, &binary, &docker::DockerOptions::default())
+                    .with_context(|| format!("compose of {}", dir.display()))?;
+            let testnet = runner.testnet();
+            let plan = runner.plan();
+            println!(
+                "testnet of {} nodes for docker in {} (project {}, subnet {})",
+                testnet.nodes.len(),
+                testnet.dir.display(),
+                plan.project,
+                plan.subnet
+            );
+            for (node, container) in testnet.nodes.iter().zip(&plan.nodes) {
+                println!(
+                    "  {} {:<11} api {}  container {}  profile {}",
+                    node.code,
+                    node.name,
+                    node.api,
+                    container.container,
+                    testnet.profile_path(&node.code).display()
+                );
+            }
+            if !no_build {
+                print!("{}", runner.build_images()?);
+            }
+            let compose = docker::compose_command()?.join(" ");
+            let file = runner.compose_file();
+            println!("start: {compose} -f {} up -d", file.display());
+            println!("stop:  {compose} -f {} down", file.display());
+            runner.detach();
         }
         Command::Up { dir, timeout_secs } => {
             let mut network = Network::open(&dir)?;
@@ -236,6 +444,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             network.detach();
         }
+        Command::Scenario { command } => match command {
+            ScenarioCommand::Run {
+                file,
+                runner,
+                output,
+                dir,
+                keep_running,
+            } => run_scenario(&file, runner, output, dir, keep_running)?,
+            ScenarioCommand::List { dir } => list_scenarios(dir)?,
+        },
         Command::Bench(args) => {
             let (config, output) = args.config()?;
             let report = bench::run(&config)?;

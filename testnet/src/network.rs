@@ -44,6 +44,8 @@ pub struct Network {
     pub testnet: Testnet,
     node_binary: PathBuf,
     children: BTreeMap<String, Child>,
+    /// Nodes started other than plainly (fault scenarios); see [`process::Launch`].
+    launches: BTreeMap<String, process::Launch>,
     stop_on_drop: bool,
 }
 
@@ -73,6 +75,7 @@ impl Network {
             testnet,
             node_binary,
             children: BTreeMap::new(),
+            launches: BTreeMap::new(),
             stop_on_drop: true,
         }
     }
@@ -114,13 +117,22 @@ impl Network {
         }
     }
 
+    /// Starts the node of `code` as `launch` says from now on (binary, wrapper, extra
+    /// arguments).
+    pub fn set_launch(&mut self, code: &str, launch: process::Launch) -> Result<()> {
+        self.testnet.node(code)?;
+        self.launches.insert(code.to_string(), launch);
+        Ok(())
+    }
+
     /// Starts the node of `code` unless it already runs. Does not wait for it.
     pub fn start(&mut self, code: &str) -> Result<()> {
         if self.is_running(code) {
             return Ok(());
         }
         let node = self.testnet.node(code)?.clone();
-        let child = process::spawn_node(&self.node_binary, &node)?;
+        let launch = self.launches.get(code).cloned().unwrap_or_default();
+        let child = process::spawn_node_with(&self.node_binary, &node, &launch)?;
         self.testnet.node_mut(code)?.pid = Some(child.id());
         self.children.insert(code.to_string(), child);
         self.testnet.save()

@@ -51,8 +51,27 @@ pub fn locate_binary(name: &str) -> Result<PathBuf> {
     })
 }
 
+/// How one node is started when it is not the plain `carnet-node start --home HOME`
+/// (fault scenarios): another binary, a command it runs inside (e.g. `ip netns exec
+/// NS`, which execs in place, so the pid is the node's), extra arguments.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Launch {
+    /// Replaces the testnet's node binary (a faulty or mutant build).
+    pub binary: Option<PathBuf>,
+    /// Program and arguments the node command is appended to.
+    pub wrapper: Vec<String>,
+    /// Arguments after `start --home HOME`.
+    pub extra_args: Vec<String>,
+}
+
 /// Starts `carnet-node start --home HOME`; output is appended to `HOME/stdout.log`.
 pub fn spawn_node(node_binary: &Path, node: &NodeEntry) -> Result<Child> {
+    spawn_node_with(node_binary, node, &Launch::default())
+}
+
+/// [`spawn_node`] as `launch` says.
+pub fn spawn_node_with(node_binary: &Path, node: &NodeEntry, launch: &Launch) -> Result<Child> {
+    let node_binary = launch.binary.as_deref().unwrap_or(node_binary);
     let log_path = node.stdout_log();
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -60,10 +79,19 @@ pub fn spawn_node(node_binary: &Path, node: &NodeEntry) -> Result<Child> {
         .open(&log_path)
         .map_err(TestnetError::io(&log_path))?;
     let log_err = log.try_clone().map_err(TestnetError::io(&log_path))?;
-    Command::new(node_binary)
+    let mut command = match launch.wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(node_binary);
+            c
+        }
+        None => Command::new(node_binary),
+    };
+    command
         .arg("start")
         .arg("--home")
         .arg(&node.home)
+        .args(&launch.extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))

@@ -352,3 +352,92 @@ fn erase_with_a_node_down_attestations_catch_up_and_clean_disk() {
     );
     eprintln!("[erasure] done in {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// Retention (issue 5): an agreement between XA and XB keeps documents 15 s; a document
+/// filed under it is erased by every node at the first block past its expiry — no erase
+/// transaction — and all four nodes attest; decrypt then answers "erased" (exit 4).
+#[test]
+fn retention_expiry_erases_without_a_transaction() {
+    let net = start_network(4);
+    let (xa, xb) = (net.profile("XA"), net.profile("XB"));
+    let scratch = net.scratch();
+    let agreement_id = format!("{:0>32}", tag());
+    let agreement = serde_json::json!({
+        "id": agreement_id,
+        "title": "Pre-arrival risk data XA-XB, kept 15 seconds",
+        "parties": ["XA", "XB"],
+        "clusters": [{
+            "kind": "export-declaration",
+            "allowed": ["UCR", "ExporterName", "ConsigneeName", "CommodityCode",
+                        "GoodsDescription", "NetMass", "Remarks"],
+            "required": ["UCR"]
+        }],
+        "trigger": "pre-arrival",
+        "legal_basis": "Bilateral arrangement XA-XB on pre-arrival risk data, Art. 3",
+        "purpose": "Pre-arrival risk assessment only; erased once the consignment arrived",
+        "retention_seconds": 15,
+        "delivery": "push"
+    });
+    let file = write_file(&scratch, "short-retention.json", &agreement.to_string());
+    let marker = format!("RETENTION-MARKER-{}", tag());
+
+    let id = timed("agreement with 15 s retention; XA files, XB reads", || {
+        let proposed = cli(&xa, &["agreement", "propose", "--file", file.to_str().unwrap()]);
+        assert_exit(&proposed, 0, "XA proposes");
+        wait_for_height(
+            xb.to_str().unwrap(),
+            json(&proposed)["height"].as_u64().unwrap(),
+        );
+        let accepted = cli(&xb, &["agreement", "accept", &agreement_id]);
+        assert_exit(&accepted, 0, "XB accepts");
+        assert_eq!(json(&accepted)["agreement"]["status"], "active");
+        let ucr = format!("24XA{}-RET", tag().to_uppercase());
+        let payload = export_declaration(&ucr, &marker);
+        let doc = write_file(&scratch, "export.json", &payload);
+        let submitted = cli(
+            &xa,
+            &[
+                "doc",
+                "submit",
+                "--kind",
+                "export-declaration",
+                "--ucr",
+                &ucr,
+                "--to",
+                "XB",
+                "--file",
+                doc.to_str().unwrap(),
+                "--agreement",
+                &agreement_id,
+            ],
+        );
+        assert_exit(&submitted, 0, "XA files under the short agreement");
+        let submitted = json(&submitted);
+        let id = submitted["id"].as_str().unwrap().to_string();
+        wait_for_height(
+            xb.to_str().unwrap(),
+            submitted["height"].as_u64().unwrap(),
+        );
+        let out = scratch.join("read-by-xb.json");
+        assert_decrypts_to_file(xb.to_str().unwrap(), &id, &out, &payload, "XB reads");
+        std::fs::remove_file(&out).unwrap();
+        id
+    });
+
+    timed("expiry erases on every node; all four attest", || {
+        // 15 s of retention plus the attestations: well inside 60 s.
+        let status = wait_attestations(&xa, &id, "60");
+        assert_exit(&status, 0, "every node attests after expiry");
+        let status = json(&status);
+        assert_eq!(status["status"], "erased", "{status}");
+        assert_eq!(attested(&status), strings(&["XA", "XB", "XC", "XD"]));
+        assert!(pending(&status).is_empty());
+        let read = decrypt(
+            &["--profile", xb.to_str().unwrap(), "--output", "json"],
+            &id,
+            "late read",
+            None,
+        );
+        assert_error(&read, 4, "erased", "XB reads after expiry");
+    });
+}

@@ -205,7 +205,7 @@ fn bad_input_changes_nothing(net: &TestNetwork) {
     let xa = testnet.client("XA").unwrap();
     let xb = testnet.client("XB").unwrap();
     let ucr = format!("24XA{}-BAD", tag().to_uppercase());
-    let good_payload = r#"{"declaration":"bad-input probe"}"#;
+    let good_payload = r#"{"Remarks":"bad-input probe"}"#;
     let good = submission_body("export-declaration", &ucr, &["XB"], good_payload);
 
     // Tampered signature: one hex digit of a valid signature changed.
@@ -506,7 +506,7 @@ fn thousand_documents_same_chain(net: &TestNetwork, marker: &str) {
                     ucr: format!("24{}{run}-{i:04}", codes[node]),
                     recipients: vec![to],
                     payload: format!(
-                        "{{\"certificate\":{i},\"origin\":\"{}\",\"note\":\"{marker}\"}}",
+                        "{{\"CertificateNumber\":\"{i}\",\"OriginCountry\":\"{}\",\"Remarks\":\"{marker}\"}}",
                         codes[node]
                     ),
                 },

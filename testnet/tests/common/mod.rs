@@ -105,7 +105,7 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// must come back byte for byte).
 pub fn export_declaration(ucr: &str, marker: &str) -> String {
     format!(
-        "{{\n  \"ucr\": \"{ucr}\",\n  \"declarant\":   \"Adjikistan Copper Exports Ltd\",\n  \"consignee\": \"Borastria Metals\",\n  \"goods\": [{{\"hs\": \"740311\", \"description\": \"copper cathodes\", \"net_kg\": 24000.5}}],\n  \"note\": \"{marker}\"\n}}\n"
+        "{{\n  \"UCR\": \"{ucr}\",\n  \"ExporterName\":   \"Adjikistan Copper Exports Ltd\",\n  \"ConsigneeName\": \"Borastria Metals\",\n  \"CommodityCode\": \"740311\",\n  \"GoodsDescription\": \"copper cathodes\",\n  \"NetMass\": 24000.5,\n  \"Remarks\": \"{marker}\"\n}}\n"
     )
 }
 

@@ -1,129 +1,57 @@
-//! What each `carnet` subcommand does: local validation first, then one call to the node.
+//! `carnet doc ...`: submitting, finding, reading, amending, cancelling, pre-filling and
+//! erasing documents, and following an erasure's attestations.
 //!
-//! Functions here return data and never print, so the binary decides the format and the
-//! testnet tool and tests can call them directly. Local validation failures (unreadable
-//! file, payload not a JSON object, unknown kind, malformed administration code) are
-//! [`Failure::BadInput`](crate::error::Failure::BadInput) and reach no node.
-//!
-//! Must never: send a payload other than the file's exact text, or write a decrypted
-//! payload anywhere but where the officer asked.
+//! Must never: send a payload other than the file's exact text, write a payload anywhere
+//! but where the officer asked, or write over an existing file.
 
+use super::{
+    check_id, check_text, check_ucr, parse_kind, parse_recipients, read_payload, refuse_existing,
+    write_private_file,
+};
+use crate::api::{
+    DecryptRequest, DocumentHistory, PrefillRequest, Prefilled, SubmissionUnderAgreement,
+    VersionFiled,
+};
 use crate::client::{
-    Decrypted, Document, DocumentStatus, Erased, ErasureRequest, NodeClient, Status, Submission,
-    Submitted,
+    Decrypted, Document, DocumentStatus, Erased, ErasureRequest, NodeClient, Submission, Submitted,
 };
 use crate::error::CliError;
-use crate::profile;
-use carnet_contracts::{AdminCode, DocumentId, DocumentKind};
-use ed25519_dalek::SigningKey;
-use serde::Serialize;
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use carnet_contracts::execute::MAX_PURPOSE_BYTES;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Largest payload file read (the node refuses bodies over 1 MiB anyway).
-pub const MAX_PAYLOAD_FILE_BYTES: u64 = 4 * 1024 * 1024;
 /// Longest `--reason` or `--legal-basis` of an erasure, in bytes.
 pub const MAX_ERASURE_TEXT_BYTES: usize = 4096;
 /// Pause between two polls of `carnet doc status --wait-attestations`.
 pub const ATTESTATION_POLL_MS: u64 = 500;
 
-/// Result of `carnet keys generate`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct KeyGenerated {
-    pub public_key: String,
-    pub file: PathBuf,
-}
-
-/// `carnet keys generate --out FILE`: a fresh ed25519 officer key, mode 0600.
-pub fn generate_key(out: &Path) -> Result<KeyGenerated, CliError> {
-    let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    profile::write_signing_key(out, &key)?;
-    Ok(KeyGenerated {
-        public_key: hex::encode(key.verifying_key().as_bytes()),
-        file: out.to_path_buf(),
-    })
-}
-
-/// `carnet status`.
-pub fn status(client: &NodeClient) -> Result<Status, CliError> {
-    client.status()
-}
-
-/// Checks a document kind against the kinds Carnet knows.
-pub fn parse_kind(kind: &str) -> Result<DocumentKind, CliError> {
-    DocumentKind::parse(kind.trim()).map_err(|e| CliError::bad_input(contract_message(&e)))
-}
-
-/// Splits `XB,XC` into administration codes; each must be two upper-case letters.
-pub fn parse_recipients(to: &str) -> Result<Vec<String>, CliError> {
-    let mut codes = Vec::new();
-    for part in to.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let code = AdminCode::parse(part).map_err(|e| CliError::bad_input(contract_message(&e)))?;
-        if !codes.contains(&code.0) {
-            codes.push(code.0);
-        }
-    }
-    if codes.is_empty() {
-        return Err(CliError::bad_input(
-            "--to names no administration (e.g. --to XB or --to XB,XC)",
-        ));
-    }
-    Ok(codes)
-}
-
-/// Reads a payload file (`-` is stdin) and checks it is a JSON object. Returns its exact text.
-pub fn read_payload(path: &Path) -> Result<String, CliError> {
-    let mut bytes = Vec::new();
-    let read = if path == Path::new("-") {
-        std::io::stdin()
-            .take(MAX_PAYLOAD_FILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-    } else {
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_PAYLOAD_FILE_BYTES + 1).read_to_end(&mut bytes))
-    };
-    read.map_err(|e| CliError::bad_input(format!("cannot read payload {}: {e}", path.display())))?;
-    if bytes.len() as u64 > MAX_PAYLOAD_FILE_BYTES {
-        return Err(CliError::bad_input(format!(
-            "payload {} is larger than {MAX_PAYLOAD_FILE_BYTES} bytes",
-            path.display()
-        )));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| {
-        CliError::bad_input(format!("payload {} is not UTF-8 text", path.display()))
-    })?;
-    match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(serde_json::Value::Object(_)) => Ok(text),
-        Ok(_) => Err(CliError::bad_input(format!(
-            "payload {} is JSON but not a JSON object",
-            path.display()
-        ))),
-        Err(e) => Err(CliError::bad_input(format!(
-            "payload {} is not JSON: {e}",
-            path.display()
-        ))),
-    }
-}
-
 /// `carnet doc submit`: validates locally, submits, returns once the document is final.
+/// With `agreement` the document is filed under that agreement; without, the node picks
+/// the one active agreement covering the issuer, the recipients and the kind.
 pub fn submit(
     client: &NodeClient,
     kind: &str,
     ucr: &str,
     to: &str,
     payload_file: &Path,
+    agreement: Option<&str>,
 ) -> Result<Submitted, CliError> {
     let kind = parse_kind(kind)?;
     let ucr = check_ucr(ucr)?;
     let recipients = parse_recipients(to)?;
+    let agreement = agreement
+        .map(|a| super::check_ledger_id("agreement id", a))
+        .transpose()?;
     let payload = read_payload(payload_file)?;
-    client.submit(&Submission {
+    let submission = Submission {
         kind: kind.as_str().to_string(),
         ucr,
         recipients,
         payload,
+    };
+    client.submit_under_agreement(&SubmissionUnderAgreement {
+        submission: &submission,
+        agreement,
     })
 }
 
@@ -137,42 +65,132 @@ pub fn find(client: &NodeClient, ucr: &str) -> Result<Vec<Document>, CliError> {
     client.find_by_ucr(&check_ucr(ucr)?)
 }
 
-/// `carnet doc decrypt ID --purpose TEXT [--out FILE]`. With `out`, writes the payload's
-/// exact bytes there (mode 0600, never over an existing file).
+/// What `carnet doc decrypt` asks for besides the document.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DecryptOptions<'a> {
+    /// A version other than the latest.
+    pub version: Option<u32>,
+    /// Read under the access grant of this provided TFA request.
+    pub request: Option<&'a str>,
+    /// Write the payload here (mode 0600, never over an existing file).
+    pub out: Option<&'a Path>,
+}
+
+/// The checked body of a decrypt: a purpose that says something, a version from 1, a
+/// well-formed request id.
+pub fn decrypt_request(
+    purpose: &str,
+    version: Option<u32>,
+    request: Option<&str>,
+) -> Result<DecryptRequest, CliError> {
+    let purpose = check_text(
+        "--purpose",
+        "why the document is read",
+        purpose,
+        MAX_PURPOSE_BYTES,
+    )?;
+    if version == Some(0) {
+        return Err(CliError::bad_input("--version counts from 1"));
+    }
+    let request = request
+        .map(|r| super::check_ledger_id("request id", r))
+        .transpose()?;
+    Ok(DecryptRequest {
+        purpose,
+        version,
+        request,
+    })
+}
+
+/// `carnet doc decrypt ID --purpose TEXT [--version N] [--request RID] [--out FILE]`.
+/// With `out`, writes the payload's exact bytes there (mode 0600, never over an
+/// existing file). The node records the read on the ledger.
 pub fn decrypt(
     client: &NodeClient,
     id: &str,
     purpose: &str,
-    out: Option<&Path>,
+    options: &DecryptOptions<'_>,
 ) -> Result<Decrypted, CliError> {
     let id = check_id(id)?;
-    let purpose = purpose.trim();
-    if purpose.is_empty() {
-        return Err(CliError::bad_input(
-            "--purpose must say why the document is read (it is recorded on the ledger)",
-        ));
+    let request = decrypt_request(purpose, options.version, options.request)?;
+    if let Some(out) = options.out {
+        refuse_existing(out)?;
     }
-    if let Some(out) = out {
-        if out.exists() {
-            return Err(CliError::bad_input(format!(
-                "{} already exists; not overwriting it",
-                out.display()
-            )));
-        }
-    }
-    let decrypted = client.decrypt(&id, purpose)?;
-    if let Some(out) = out {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(out)
-            .map_err(|e| CliError::bad_input(format!("cannot create {}: {e}", out.display())))?;
-        file.write_all(decrypted.payload.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| CliError::bad_input(format!("cannot write {}: {e}", out.display())))?;
+    let decrypted = client.decrypt_with(&id, &request)?;
+    if let Some(out) = options.out {
+        write_private_file(out, decrypted.payload.as_bytes())?;
     }
     Ok(decrypted)
+}
+
+/// `carnet doc amend ID --file NEW.json`: files a new version (the previous one becomes
+/// `amended`); recipients and agreement carry over.
+pub fn amend(client: &NodeClient, id: &str, payload_file: &Path) -> Result<VersionFiled, CliError> {
+    let id = check_id(id)?;
+    let payload = read_payload(payload_file)?;
+    client.amend(&id, &payload)
+}
+
+/// `carnet doc cancel ID --reason TEXT`: the latest version becomes `cancelled`.
+pub fn cancel(client: &NodeClient, id: &str, reason: &str) -> Result<VersionFiled, CliError> {
+    let id = check_id(id)?;
+    let reason = check_text(
+        "--reason",
+        "why the document is cancelled",
+        reason,
+        MAX_PURPOSE_BYTES,
+    )?;
+    client.cancel(&id, &reason)
+}
+
+/// `carnet doc history ID`: every version, oldest first, and the cancellation.
+pub fn history(client: &NodeClient, id: &str) -> Result<DocumentHistory, CliError> {
+    client.history(&check_id(id)?)
+}
+
+/// `carnet doc prefill --from ID --kind KIND [--purpose P] [--out FILE]`: a payload of
+/// `kind` pre-filled from the source document's elements that `kind` may carry. With
+/// `out`, writes it as pretty JSON (mode 0600, never over an existing file).
+pub fn prefill(
+    client: &NodeClient,
+    from: &str,
+    kind: &str,
+    purpose: Option<&str>,
+    out: Option<&Path>,
+) -> Result<Prefilled, CliError> {
+    let from = check_id(from)?;
+    let kind = parse_kind(kind)?;
+    let purpose = purpose
+        .map(|p| check_text("--purpose", "why the source is read", p, MAX_PURPOSE_BYTES))
+        .transpose()?;
+    if let Some(out) = out {
+        refuse_existing(out)?;
+    }
+    let prefilled = client.prefill(
+        &from,
+        &PrefillRequest {
+            kind: kind.as_str().to_string(),
+            purpose,
+        },
+    )?;
+    if let Some(out) = out {
+        write_private_file(out, prefilled_text(&prefilled)?.as_bytes())?;
+    }
+    Ok(prefilled)
+}
+
+/// The pre-filled payload as pretty JSON with a final newline; the node must have sent
+/// a JSON object.
+pub fn prefilled_text(prefilled: &Prefilled) -> Result<String, CliError> {
+    if !prefilled.payload.is_object() {
+        return Err(CliError::unavailable(
+            "node answered prefill with a payload that is not a JSON object",
+        ));
+    }
+    let mut text = serde_json::to_string_pretty(&prefilled.payload)
+        .map_err(|e| CliError::unavailable(format!("cannot encode the pre-filled payload: {e}")))?;
+    text.push('\n');
+    Ok(text)
 }
 
 /// `carnet doc erase ID --reason TEXT --legal-basis TEXT`: erases a document your
@@ -213,18 +231,7 @@ pub fn erasure_request(
 }
 
 fn check_erasure_text(flag: &str, what: &str, text: &str) -> Result<String, CliError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(CliError::bad_input(format!(
-            "{flag} must say {what} (it is recorded on the ledger)"
-        )));
-    }
-    if text.len() > MAX_ERASURE_TEXT_BYTES {
-        return Err(CliError::bad_input(format!(
-            "{flag} is longer than {MAX_ERASURE_TEXT_BYTES} bytes"
-        )));
-    }
-    Ok(text.to_string())
+    check_text(flag, what, text, MAX_ERASURE_TEXT_BYTES)
 }
 
 /// `carnet doc status ID`: the document's status, destruction attestations and the
@@ -285,71 +292,9 @@ pub fn poll_attestations(
     }
 }
 
-fn check_ucr(ucr: &str) -> Result<String, CliError> {
-    let ucr = ucr.trim();
-    if ucr.is_empty() {
-        return Err(CliError::bad_input("--ucr is empty"));
-    }
-    if ucr.len() > 256 || ucr.chars().any(char::is_control) {
-        return Err(CliError::bad_input(
-            "--ucr must be at most 256 printable characters",
-        ));
-    }
-    Ok(ucr.to_string())
-}
-
-fn check_id(id: &str) -> Result<String, CliError> {
-    let id = id.trim();
-    DocumentId::from_hex(id).map_err(|e| CliError::bad_input(contract_message(&e)))?;
-    Ok(id.to_ascii_lowercase())
-}
-
-/// The message of a contracts error without its class prefix.
-fn contract_message(e: &carnet_contracts::ContractError) -> String {
-    let text = e.to_string();
-    text.strip_prefix("bad input: ")
-        .unwrap_or(&text)
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unknown_kind_and_bad_codes_are_bad_input() {
-        assert_eq!(
-            parse_kind("export-declaration").unwrap(),
-            DocumentKind::ExportDeclaration
-        );
-        assert_eq!(parse_kind("love-letter").unwrap_err().exit_code(), 2);
-        assert_eq!(parse_recipients("XB, XC,XB").unwrap(), vec!["XB", "XC"]);
-        assert_eq!(parse_recipients("xb").unwrap_err().exit_code(), 2);
-        assert_eq!(parse_recipients(" , ").unwrap_err().exit_code(), 2);
-    }
-
-    #[test]
-    fn payload_must_be_a_readable_json_object_kept_byte_for_byte() {
-        let dir = std::env::temp_dir().join(format!("carnet-payload-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let good = dir.join("good.json");
-        let text = "{ \"ucr\" : \"23XA1\",\n  \"lines\": [1, 2] }\n";
-        std::fs::write(&good, text).unwrap();
-        assert_eq!(read_payload(&good).unwrap(), text);
-        let not_json = dir.join("bad.json");
-        std::fs::write(&not_json, "consignment of bananas").unwrap();
-        assert_eq!(read_payload(&not_json).unwrap_err().exit_code(), 2);
-        let array = dir.join("array.json");
-        std::fs::write(&array, "[1,2]").unwrap();
-        assert_eq!(read_payload(&array).unwrap_err().exit_code(), 2);
-        assert_eq!(
-            read_payload(&dir.join("missing.json"))
-                .unwrap_err()
-                .exit_code(),
-            2
-        );
-        std::fs::remove_dir_all(dir).unwrap();
-    }
 
     fn status(pending: &[&str], attested: &[&str]) -> DocumentStatus {
         DocumentStatus {
@@ -364,6 +309,8 @@ mod tests {
                 })
                 .collect(),
             pending: pending.iter().map(|p| p.to_string()).collect(),
+            agreement: None,
+            deliveries: None,
         }
     }
 
@@ -449,8 +396,36 @@ mod tests {
     }
 
     #[test]
-    fn malformed_document_id_is_bad_input() {
-        assert_eq!(check_id("zz").unwrap_err().exit_code(), 2);
-        assert!(check_id(&"AB".repeat(16)).is_ok());
+    fn decrypt_needs_a_purpose_and_takes_a_version_and_a_request() {
+        let request = decrypt_request(" audit ", Some(2), Some(&"AB".repeat(16))).unwrap();
+        assert_eq!(request.purpose, "audit");
+        assert_eq!(request.version, Some(2));
+        assert_eq!(request.request, Some("ab".repeat(16)));
+        let e = decrypt_request(" ", None, None).unwrap_err();
+        assert!(e.message.contains("--purpose"), "{}", e.message);
+        assert_eq!(
+            decrypt_request("p", Some(0), None).unwrap_err().exit_code(),
+            2
+        );
+        let e = decrypt_request("p", None, Some("42")).unwrap_err();
+        assert!(e.message.contains("request id"), "{}", e.message);
+    }
+
+    #[test]
+    fn prefilled_payload_is_pretty_json_of_an_object() {
+        let prefilled = Prefilled {
+            from: "ab".repeat(16),
+            kind: "import-declaration".into(),
+            payload: serde_json::json!({"CommodityCode": "090111", "Quantity": 12}),
+            carried: vec!["CommodityCode".into(), "Quantity".into()],
+            dropped: vec!["ExporterName".into()],
+        };
+        assert_eq!(
+            prefilled_text(&prefilled).unwrap(),
+            "{\n  \"CommodityCode\": \"090111\",\n  \"Quantity\": 12\n}\n"
+        );
+        let mut broken = prefilled;
+        broken.payload = serde_json::json!([1]);
+        assert_eq!(prefilled_text(&broken).unwrap_err().exit_code(), 5);
     }
 }

@@ -1,0 +1,840 @@
+//! Documents: submit under an agreement, metadata, decrypt (as issuer or recipient, or
+//! under a TFA access grant), amend, cancel, history, erase, status with delivery
+//! acknowledgements, and acknowledging a delivery.
+//!
+//! Must never seal a payload the agreement's data cluster refuses, never return or log a
+//! payload except the decrypted text to an entitled caller, and never serve a decryption
+//! whose access record could not be submitted.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use carnet_contracts::agreement::{
+    check_payload, resolve_agreement, Agreement, AgreementStatus, ResolveError,
+};
+use carnet_contracts::envelope::{open_and_check, seal, ucr_index, DocumentKeys};
+use carnet_contracts::execute::{query, MAX_PURPOSE_BYTES, MAX_RECIPIENTS};
+use carnet_contracts::lifecycle::FILING_ROLES;
+use carnet_contracts::{
+    Action, AdminCode, AgreementId, DocumentId, DocumentKind, DocumentRecord, DocumentStatus,
+    DocumentSubmission, RequestId,
+};
+use rand::RngCore;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use super::{
+    await_finality, internal, lock, own_node, parse_document_id, require_role, submit_and_wait,
+    submit_for_finality, ApiError, ApiState, Caller, Fields, MAX_AMENDING, MAX_PAYLOAD_BYTES,
+    MAX_UCR_CHARS,
+};
+use crate::ledger::Committed;
+use crate::node::Shared;
+use crate::storage::Store;
+
+/// The agreement a document was filed under, if any.
+pub(super) fn agreement_of(
+    store: &Store,
+    id: &DocumentId,
+) -> Result<Option<AgreementId>, ApiError> {
+    Ok(query::document_meta(&Committed(store), id)
+        .map_err(internal)?
+        .and_then(|m| m.agreement))
+}
+
+/// The JSON of one document version (docs/interfaces.md).
+pub(super) fn document_json(record: &DocumentRecord, agreement: Option<AgreementId>) -> Value {
+    json!({
+        "id": record.id.to_string(),
+        "version": record.version,
+        "kind": record.kind.as_str(),
+        "issuer": record.issuer.as_str(),
+        "recipients": record.recipients.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        "status": status_name(record.status),
+        "height": record.height,
+        "time_ms": record.time_ms,
+        "commitment": hex::encode(record.commitment),
+        "ciphertext_hash": hex::encode(record.ciphertext_hash),
+        "submitted_by": record.submitted_by.to_string(),
+        "agreement": agreement.map(|a| a.to_string()),
+    })
+}
+
+pub(super) fn status_name(status: DocumentStatus) -> &'static str {
+    match status {
+        DocumentStatus::Active => "active",
+        DocumentStatus::Amended => "amended",
+        DocumentStatus::Cancelled => "cancelled",
+        DocumentStatus::Erased => "erased",
+    }
+}
+
+/// Issuer, recipients (any of their officers, auditors included) may see a document's
+/// metadata.
+pub(super) fn may_see(caller: &Caller, record: &DocumentRecord) -> bool {
+    let admin = &caller.officer.administration;
+    record.issuer == *admin || record.recipients.contains(admin)
+}
+
+/// The committed latest version of document `id`; 404 when there is none.
+pub(super) fn find_document(store: &Store, id: &DocumentId) -> Result<DocumentRecord, ApiError> {
+    crate::ledger::document(store, id)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no document {id}")))
+}
+
+/// The latest version of document `id` when the caller's administration may see it
+/// (issuer or recipient); 404 or 403 otherwise.
+pub(super) fn visible_document(
+    store: &Store,
+    caller: &Caller,
+    id: &DocumentId,
+) -> Result<DocumentRecord, ApiError> {
+    let record = find_document(store, id)?;
+    if !may_see(caller, &record) {
+        return Err(ApiError::forbidden(format!(
+            "{} is neither issuer nor recipient of document {id}",
+            caller.officer.administration
+        )));
+    }
+    Ok(record)
+}
+
+/// Checks a payload text: at most `MAX_PAYLOAD_BYTES`, a JSON object. Returns the
+/// parsed object.
+pub(super) fn parse_payload(text: &str) -> Result<Value, ApiError> {
+    if text.len() > MAX_PAYLOAD_BYTES {
+        return Err(ApiError::bad_input(format!(
+            "payload: over the limit of {MAX_PAYLOAD_BYTES} bytes"
+        )));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => Err(ApiError::bad_input(
+            "payload is not a JSON object: it is another JSON value",
+        )),
+        Err(e) => Err(ApiError::bad_input(format!(
+            "payload is not a JSON object: {e}"
+        ))),
+    }
+}
+
+/// The payload of `record` opened with the keys in this node's vault and checked
+/// against the commitment on the ledger. 503 when the keys or the ciphertext have not
+/// arrived yet.
+pub(super) fn open_payload(
+    s: &Shared,
+    record: &DocumentRecord,
+) -> Result<Zeroizing<String>, ApiError> {
+    let id = record.id;
+    let keys = s
+        .vault
+        .get(&id, record.version)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            ApiError::unavailable(format!(
+                "keys of document {id} version {} not yet delivered to this node",
+                record.version
+            ))
+        })?;
+    let ciphertext = s
+        .store
+        .payload(&record.ciphertext_hash)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::unavailable("ciphertext not yet available on this node"))?;
+    let payload = Zeroizing::new(
+        open_and_check(
+            &ciphertext,
+            &keys,
+            &id,
+            record.version,
+            record.kind,
+            &record.commitment,
+        )
+        .map_err(internal)?,
+    );
+    let text = std::str::from_utf8(&payload).map_err(|_| internal("payload is not UTF-8"))?;
+    Ok(Zeroizing::new(text.to_string()))
+}
+
+/// Submits the access record of a read (before the payload leaves the node): 503 when
+/// it cannot be queued, and then nothing is served.
+pub(super) fn record_access(
+    s: &Shared,
+    caller: &Caller,
+    record: &DocumentRecord,
+    purpose: &str,
+    request: Option<RequestId>,
+) -> Result<(), ApiError> {
+    let action = match request {
+        None => Action::RecordAccess {
+            document: record.id,
+            version: record.version,
+            officer: caller.key,
+            purpose: purpose.to_string(),
+        },
+        Some(request) => Action::RecordGrantedAccess {
+            request,
+            document: record.id,
+            version: record.version,
+            officer: caller.key,
+            purpose: purpose.to_string(),
+        },
+    };
+    let tx = s.node_tx(Some(caller.key), action);
+    match s.submit_one(tx, None) {
+        Some(Ok(_)) => {
+            s.metrics.access_records.inc();
+            tracing::info!(document = %record.id, version = record.version, officer = %caller.key, "document decrypted for an officer");
+            Ok(())
+        }
+        Some(Err(e)) => {
+            tracing::warn!(document = %record.id, "access record not queued: {e}");
+            Err(ApiError::unavailable(format!(
+                "the access record could not be queued ({e}); nothing was served"
+            )))
+        }
+        None => Err(ApiError::unavailable(
+            "the access record could not be queued; nothing was served",
+        )),
+    }
+}
+
+/// The UCR key of `agreement` held by this node; 400 when it holds none.
+pub(super) fn agreement_ucr_key(
+    s: &Shared,
+    agreement: &Agreement,
+) -> Result<Zeroizing<[u8; 32]>, ApiError> {
+    match s.agreement_ucr_key(agreement) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => Err(ApiError::bad_input(format!(
+            "agreement: {} holds no UCR key for {}",
+            agreement.id, s.admin
+        ))),
+        Err(e) => Err(ApiError::bad_input(format!("agreement: {e}"))),
+    }
+}
+
+/// The agreement named in a submission, checked against issuer, recipients and kind;
+/// each failure is a 400 naming the rule.
+fn named_agreement(
+    s: &Shared,
+    text: &str,
+    recipients: &[AdminCode],
+    kind: DocumentKind,
+) -> Result<Agreement, ApiError> {
+    let id = AgreementId::from_hex(text.trim())
+        .map_err(|e| ApiError::bad_input(format!("agreement: {e}")))?;
+    let record = query::agreement(&Committed(&s.store), &id)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::bad_input(format!("agreement: no agreement {id}")))?;
+    if record.status != AgreementStatus::Active {
+        let waiting: Vec<&str> = record
+            .terms
+            .parties
+            .iter()
+            .filter(|p| !record.accepted.contains(p))
+            .map(|p| p.as_str())
+            .collect();
+        return Err(ApiError::bad_input(format!(
+            "agreement: {id} is not active; waiting for acceptance by {}",
+            waiting.join(", ")
+        )));
+    }
+    let terms = record.terms;
+    if !terms.has_party(&s.admin) {
+        return Err(ApiError::bad_input(format!(
+            "agreement: issuer {} is not a party to agreement {id}",
+            s.admin
+        )));
+    }
+    let outsiders: Vec<&str> = recipients
+        .iter()
+        .filter(|r| !terms.has_party(r))
+        .map(|r| r.as_str())
+        .collect();
+    if !outsiders.is_empty() {
+        return Err(ApiError::bad_input(format!(
+            "agreement: recipient{} {} not a part{} to agreement {id}",
+            if outsiders.len() == 1 { "" } else { "s" },
+            if outsiders.len() == 1 {
+                format!("{} is", outsiders[0])
+            } else {
+                format!("{} are", outsiders.join(", "))
+            },
+            if outsiders.len() == 1 { "y" } else { "ies" },
+        )));
+    }
+    if terms.cluster(kind).is_none() {
+        let covered: Vec<&str> = terms.clusters.iter().map(|c| c.kind.as_str()).collect();
+        return Err(ApiError::bad_input(format!(
+            "agreement: kind {kind} is not covered by agreement {id}; it covers {}",
+            covered.join(", ")
+        )));
+    }
+    Ok(terms)
+}
+
+/// Fresh keys and nonce for one document version (the only randomness of a submission
+/// besides the id and the transaction nonce).
+fn draw_keys() -> Result<(DocumentKeys, [u8; 24]), ApiError> {
+    let mut rng = rand::rngs::OsRng;
+    let mut secret = Zeroizing::new([0u8; 64]);
+    rng.fill_bytes(&mut secret[..]);
+    let keys = DocumentKeys::from_bytes(&secret[..]).map_err(internal)?;
+    let mut nonce = [0u8; 24];
+    rng.fill_bytes(&mut nonce);
+    Ok((keys, nonce))
+}
+
+/// Keeps the keys of a new version in the vault before its transaction leaves the node
+/// (a failed vault write stops the node).
+fn keep_keys(s: &Shared, id: &DocumentId, version: u32, keys: &DocumentKeys) {
+    if let Err(e) = s.vault.put(id, version, keys) {
+        crate::storage::fatal("storing document keys in the vault", &e);
+    }
+}
+
+/// Forgets the keys of a version the ledger refused (nothing else can open anything
+/// with them).
+fn forget_keys(s: &Shared, id: &DocumentId, version: u32) {
+    if let Err(e) = s.vault.destroy(id, version) {
+        crate::storage::fatal("removing refused document keys from the vault", &e);
+    }
+}
+
+pub(super) async fn submit(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let s = state.shared.clone();
+    own_node(&s, &caller)?;
+    require_role(&caller, &FILING_ROLES, "submitting documents")?;
+    let mut fields = Fields::parse(&body)?;
+    let kind: String = fields.required("kind")?;
+    let ucr: String = fields.required("ucr")?;
+    let named_recipients: Vec<String> = fields.required("recipients")?;
+    let payload: Zeroizing<String> = Zeroizing::new(fields.required("payload")?);
+    let agreement: Option<String> = fields.optional("agreement")?;
+    fields.finish()?;
+    let kind = DocumentKind::parse(&kind).map_err(|e| ApiError::bad_input(format!("kind: {e}")))?;
+    let ucr = ucr.trim().to_string();
+    if ucr.is_empty() || ucr.chars().count() > MAX_UCR_CHARS {
+        return Err(ApiError::bad_input(format!(
+            "ucr: must be 1 to {MAX_UCR_CHARS} characters"
+        )));
+    }
+    if named_recipients.is_empty() || named_recipients.len() > MAX_RECIPIENTS {
+        return Err(ApiError::bad_input(format!(
+            "recipients: 1 to {MAX_RECIPIENTS} administrations"
+        )));
+    }
+    let mut recipients: Vec<AdminCode> = Vec::new();
+    for r in &named_recipients {
+        let code =
+            AdminCode::parse(r).map_err(|e| ApiError::bad_input(format!("recipients: {e}")))?;
+        if code == s.admin {
+            return Err(ApiError::bad_input(format!(
+                "recipients: {code} is this administration"
+            )));
+        }
+        if recipients.contains(&code) {
+            return Err(ApiError::bad_input(format!(
+                "recipients: {code} appears twice"
+            )));
+        }
+        let member = crate::ledger::administration(&s.store, &code).map_err(internal)?;
+        if !member.is_some_and(|m| m.active) {
+            return Err(ApiError::bad_input(format!(
+                "recipients: {code} is not an active member"
+            )));
+        }
+        recipients.push(code);
+    }
+    let value = parse_payload(&payload)?;
+    let terms =
+        match agreement {
+            Some(text) => named_agreement(&s, &text, &recipients, kind)?,
+            None => resolve_agreement(&Committed(&s.store), &s.admin, &recipients, kind).map_err(
+                |e| match e {
+                    ResolveError::State(e) => internal(e),
+                    refused => ApiError::bad_input(refused.to_string()),
+                },
+            )?,
+        };
+    check_payload(&terms, kind, &value).map_err(|v| ApiError::bad_input(v.to_string()))?;
+    drop(value);
+    let ucr_key = agreement_ucr_key(&s, &terms)?;
+
+    let (keys, nonce) = draw_keys()?;
+    let mut id = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    let id = DocumentId(id);
+    let sealed = seal(payload.as_bytes(), &keys, nonce, &id, 1, kind).map_err(internal)?;
+    drop(payload);
+    keep_keys(&s, &id, 1, &keys);
+    let tx = s.node_tx(
+        Some(caller.key),
+        Action::SubmitUnderAgreement {
+            agreement: terms.id,
+            submission: DocumentSubmission {
+                id,
+                kind,
+                recipients,
+                ucr_index: ucr_index(&ucr_key, &ucr),
+                commitment: sealed.commitment,
+                ciphertext_hash: sealed.ciphertext_hash,
+                ciphertext_len: sealed.ciphertext.len() as u32,
+            },
+        },
+    );
+    let waiter = submit_for_finality(&s, tx, Some(sealed.ciphertext))?;
+    tracing::info!(document = %id, %kind, agreement = %terms.id, "document submitted");
+    let height = await_finality(
+        waiter,
+        format!("document {id} not final within 30 s; it may still become final"),
+    )
+    .await
+    .inspect_err(|e| {
+        if e.status == axum::http::StatusCode::BAD_REQUEST {
+            forget_keys(&s, &id, 1);
+        }
+    })?;
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "version": 1,
+        "height": height,
+        "status": "active",
+        "kind": kind.as_str(),
+        "agreement": terms.id.to_string(),
+    })))
+}
+
+pub(super) async fn show(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_document_id(&id)?;
+    let record = visible_document(&state.shared.store, &caller, &id)?;
+    let agreement = agreement_of(&state.shared.store, &id)?;
+    Ok(Json(document_json(&record, agreement)))
+}
+
+/// Version `version` of document `id` (the latest when `None`); 400 for version 0, 404
+/// for a version that does not exist.
+fn version_of(
+    store: &Store,
+    id: &DocumentId,
+    version: Option<u32>,
+) -> Result<(DocumentRecord, DocumentRecord), ApiError> {
+    let latest = find_document(store, id)?;
+    let record = match version {
+        None => latest.clone(),
+        Some(0) => return Err(ApiError::bad_input("version: versions start at 1")),
+        Some(v) if v == latest.version => latest.clone(),
+        Some(v) => crate::ledger::document_version(store, id, v)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "document {id} has no version {v}; the latest is {}",
+                    latest.version
+                ))
+            })?,
+    };
+    Ok((latest, record))
+}
+
+pub(super) async fn decrypt(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let s = state.shared.clone();
+    let id = parse_document_id(&id)?;
+    let mut fields = Fields::parse(&body)?;
+    let purpose = fields.text("purpose", MAX_PURPOSE_BYTES)?;
+    let version: Option<u32> = fields.optional("version")?;
+    let request: Option<String> = fields.optional("request")?;
+    fields.finish()?;
+    let request = request
+        .map(|r| RequestId::from_hex(r.trim()))
+        .transpose()
+        .map_err(|e| ApiError::bad_input(format!("request: {e}")))?;
+    own_node(&s, &caller)?;
+    let (latest, record) = version_of(&s.store, &id, version)?;
+    let admin = &caller.officer.administration;
+    match request {
+        None => {
+            if !(record.issuer == *admin || record.recipients.contains(admin)) {
+                return Err(ApiError::forbidden(format!(
+                    "{admin} is not issuer or recipient of document {id} version {} on this node",
+                    record.version
+                )));
+            }
+        }
+        Some(request) => {
+            let grant = crate::ledger::access_grants(&s.store, &id, admin)
+                .map_err(internal)?
+                .into_iter()
+                .find(|g| g.request == request)
+                .ok_or_else(|| {
+                    ApiError::forbidden(format!(
+                        "request: {request} grants {admin} no access to document {id}"
+                    ))
+                })?;
+            if purpose != grant.purpose {
+                return Err(ApiError::forbidden(format!(
+                    "purpose: reads under request {request} are for `{}` only",
+                    grant.purpose
+                )));
+            }
+            if record.version > grant.up_to_version {
+                return Err(ApiError::forbidden(format!(
+                    "version: request {request} covers versions 1 to {} of document {id}",
+                    grant.up_to_version
+                )));
+            }
+        }
+    }
+    if record.status == DocumentStatus::Erased || latest.status == DocumentStatus::Erased {
+        return Err(ApiError::erased(format!(
+            "document {id} is erased; its keys are destroyed"
+        )));
+    }
+    let text = open_payload(&s, &record)?;
+    record_access(&s, &caller, &record, &purpose, request)?;
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "version": record.version,
+        "kind": record.kind.as_str(),
+        "payload": text.as_str(),
+    })))
+}
+
+/// Longest erase reason or legal basis accepted before the contract checks.
+const MAX_ERASE_TEXT_BYTES: usize = MAX_PURPOSE_BYTES;
+
+pub(super) async fn erase(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let s = state.shared.clone();
+    let id = parse_document_id(&id)?;
+    let mut fields = Fields::parse(&body)?;
+    let reason = fields.text("reason", MAX_ERASE_TEXT_BYTES)?;
+    let legal_basis = fields.text("legal_basis", MAX_ERASE_TEXT_BYTES)?;
+    fields.finish()?;
+    own_node(&s, &caller)?;
+    require_role(
+        &caller,
+        &carnet_contracts::erasure::ERASING_ROLES,
+        "erasing documents",
+    )?;
+    let record = find_document(&s.store, &id)?;
+    let admin = &caller.officer.administration;
+    if record.issuer != *admin {
+        return Err(ApiError::forbidden(format!(
+            "only the issuer {} may erase document {id}",
+            record.issuer
+        )));
+    }
+    if record.status == DocumentStatus::Erased {
+        return Err(ApiError::bad_input(format!(
+            "document {id} is already erased"
+        )));
+    }
+    let tx = s.node_tx(
+        Some(caller.key),
+        Action::EraseDocument {
+            id,
+            reason,
+            legal_basis,
+        },
+    );
+    tracing::info!(document = %id, officer = %caller.key, "erasure submitted");
+    let height = submit_and_wait(&s, tx, &format!("erasure of {id}")).await?;
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "status": "erased",
+        "height": height,
+    })))
+}
+
+pub(super) async fn status(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = &state.shared;
+    let id = parse_document_id(&id)?;
+    let record = visible_document(&s.store, &caller, &id)?;
+    let committed = Committed(&s.store);
+    let status = carnet_contracts::erasure::erasure_status(&committed, &id)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no document {id}")))?;
+    let height =
+        match carnet_contracts::erasure::erasure_record(&committed, &id).map_err(internal)? {
+            Some(erasure) => erasure.height,
+            None => record.height,
+        };
+    let deliveries = carnet_contracts::lifecycle::delivery_acks(&committed, &id)
+        .map_err(internal)?
+        .iter()
+        .map(|a| json!({"administration": a.administration.as_str(), "version": a.version, "height": a.height}))
+        .collect::<Vec<_>>();
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "status": status_name(status.status),
+        "height": height,
+        "agreement": agreement_of(&s.store, &id)?.map(|a| a.to_string()),
+        "attestations": status.attestations.iter().map(|(a, h)| json!({"administration": a.as_str(), "height": h})).collect::<Vec<_>>(),
+        "pending": status.pending.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "deliveries": deliveries,
+    })))
+}
+
+/// The latest version of a document this node's administration issued and may still
+/// change: 404 unknown, 403 another issuer, 400 cancelled or erased.
+fn changeable(s: &Shared, id: &DocumentId, what: &str) -> Result<DocumentRecord, ApiError> {
+    let latest = find_document(&s.store, id)?;
+    if latest.issuer != s.admin {
+        return Err(ApiError::forbidden(format!(
+            "only the issuer {} may {what} document {id}",
+            latest.issuer
+        )));
+    }
+    match latest.status {
+        DocumentStatus::Active => Ok(latest),
+        DocumentStatus::Cancelled => Err(ApiError::bad_input(format!(
+            "document {id} is cancelled; it cannot be {what}ed"
+        ))),
+        DocumentStatus::Erased => Err(ApiError::erased(format!(
+            "document {id} is erased; its keys are destroyed"
+        ))),
+        DocumentStatus::Amended => Err(internal(format!(
+            "latest version of document {id} is marked amended"
+        ))),
+    }
+}
+
+/// Marks a document as having an amendment in flight through this node (one at a time:
+/// the new version's number is sealed into its ciphertext).
+struct AmendSlot {
+    state: ApiState,
+    id: DocumentId,
+}
+
+impl AmendSlot {
+    fn take(state: &ApiState, id: DocumentId) -> Result<Self, ApiError> {
+        let mut amending = lock(&state.amending);
+        if amending.len() >= MAX_AMENDING {
+            return Err(ApiError::unavailable(
+                "too many amendments waiting for finality",
+            ));
+        }
+        if !amending.insert(id) {
+            return Err(ApiError::unavailable(format!(
+                "an amendment of document {id} is already waiting for finality; retry once it is final"
+            )));
+        }
+        Ok(Self {
+            state: state.clone(),
+            id,
+        })
+    }
+}
+
+impl Drop for AmendSlot {
+    fn drop(&mut self) {
+        lock(&self.state.amending).remove(&self.id);
+    }
+}
+
+pub(super) async fn amend(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let s = state.shared.clone();
+    let id = parse_document_id(&id)?;
+    own_node(&s, &caller)?;
+    require_role(&caller, &FILING_ROLES, "amending documents")?;
+    let mut fields = Fields::parse(&body)?;
+    let payload: Zeroizing<String> = Zeroizing::new(fields.required("payload")?);
+    fields.finish()?;
+    let value = parse_payload(&payload)?;
+    let _slot = AmendSlot::take(&state, id)?;
+    let latest = changeable(&s, &id, "amend")?;
+    let agreement = agreement_of(&s.store, &id)?;
+    if let Some(agreement_id) = agreement {
+        let record = query::agreement(&Committed(&s.store), &agreement_id)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                internal(format!(
+                    "document {id} names missing agreement {agreement_id}"
+                ))
+            })?;
+        check_payload(&record.terms, latest.kind, &value)
+            .map_err(|v| ApiError::bad_input(v.to_string()))?;
+    }
+    drop(value);
+    let version = latest.version.saturating_add(1);
+    let (keys, nonce) = draw_keys()?;
+    let sealed =
+        seal(payload.as_bytes(), &keys, nonce, &id, version, latest.kind).map_err(internal)?;
+    drop(payload);
+    keep_keys(&s, &id, version, &keys);
+    let tx = s.node_tx(
+        Some(caller.key),
+        Action::AmendDocument {
+            id,
+            submission: DocumentSubmission {
+                id,
+                kind: latest.kind,
+                recipients: latest.recipients.clone(),
+                ucr_index: latest.ucr_index,
+                commitment: sealed.commitment,
+                ciphertext_hash: sealed.ciphertext_hash,
+                ciphertext_len: sealed.ciphertext.len() as u32,
+            },
+        },
+    );
+    let waiter = submit_for_finality(&s, tx, Some(sealed.ciphertext))?;
+    tracing::info!(document = %id, version, "amendment submitted");
+    let height = await_finality(
+        waiter,
+        format!("amendment of {id} not final within 30 s; it may still become final"),
+    )
+    .await
+    .inspect_err(|e| {
+        if e.status == axum::http::StatusCode::BAD_REQUEST {
+            forget_keys(&s, &id, version);
+        }
+    })?;
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "version": version,
+        "height": height,
+        "status": "active",
+        "agreement": agreement.map(|a| a.to_string()),
+    })))
+}
+
+pub(super) async fn cancel(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let s = state.shared.clone();
+    let id = parse_document_id(&id)?;
+    let mut fields = Fields::parse(&body)?;
+    let reason = fields.text("reason", MAX_PURPOSE_BYTES)?;
+    fields.finish()?;
+    own_node(&s, &caller)?;
+    require_role(&caller, &FILING_ROLES, "cancelling documents")?;
+    let latest = changeable(&s, &id, "cancel")?;
+    let tx = s.node_tx(Some(caller.key), Action::CancelDocument { id, reason });
+    let height = submit_and_wait(&s, tx, &format!("cancellation of {id}")).await?;
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "version": latest.version,
+        "status": "cancelled",
+        "height": height,
+    })))
+}
+
+pub(super) async fn history(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = &state.shared;
+    let id = parse_document_id(&id)?;
+    let latest = visible_document(&s.store, &caller, &id)?;
+    let versions = crate::ledger::document_history(&s.store, &id).map_err(internal)?;
+    let meta = query::document_meta(&Committed(&s.store), &id).map_err(internal)?;
+    let agreement = meta.as_ref().and_then(|m| m.agreement);
+    let cancellation = meta
+        .and_then(|m| m.cancellation)
+        .map(|c| json!({"reason": c.reason, "height": c.height, "officer": c.officer.to_string()}));
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "kind": latest.kind.as_str(),
+        "issuer": latest.issuer.as_str(),
+        "agreement": agreement.map(|a| a.to_string()),
+        "versions": versions.iter().map(|v| json!({
+            "version": v.version,
+            "status": status_name(v.status),
+            "height": v.height,
+            "time_ms": v.time_ms,
+            "commitment": hex::encode(v.commitment),
+            "ciphertext_hash": hex::encode(v.ciphertext_hash),
+            "submitted_by": v.submitted_by.to_string(),
+        })).collect::<Vec<_>>(),
+        "cancellation": cancellation,
+    })))
+}
+
+pub(super) async fn ack(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let s = state.shared.clone();
+    let id = parse_document_id(&id)?;
+    let mut fields = Fields::parse(&body)?;
+    let version: Option<u32> = fields.optional("version")?;
+    fields.finish()?;
+    own_node(&s, &caller)?;
+    require_role(&caller, &FILING_ROLES, "acknowledging deliveries")?;
+    let (latest, record) = version_of(&s.store, &id, version)?;
+    if !record.recipients.contains(&s.admin) {
+        return Err(ApiError::forbidden(format!(
+            "{} is not a recipient of document {id} version {}",
+            s.admin, record.version
+        )));
+    }
+    if latest.status == DocumentStatus::Erased {
+        return Err(ApiError::erased(format!(
+            "document {id} is erased; its keys are destroyed"
+        )));
+    }
+    let acks =
+        carnet_contracts::lifecycle::delivery_acks(&Committed(&s.store), &id).map_err(internal)?;
+    if let Some(done) = acks
+        .iter()
+        .find(|a| a.version == record.version && a.administration == s.admin)
+    {
+        return Err(ApiError::bad_input(format!(
+            "document {id} version {} is already acknowledged by {} (height {})",
+            record.version, s.admin, done.height
+        )));
+    }
+    let tx = s.node_tx(
+        Some(caller.key),
+        Action::AcknowledgeDelivery {
+            document: id,
+            version: record.version,
+        },
+    );
+    let height = submit_and_wait(
+        &s,
+        tx,
+        &format!("acknowledgement of {id} version {}", record.version),
+    )
+    .await?;
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "version": record.version,
+        "administration": s.admin.as_str(),
+        "height": height,
+    })))
+}
