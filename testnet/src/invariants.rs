@@ -1,12 +1,16 @@
-//! Invariants every scenario ends with: the nodes agree on every finalized block.
+//! Invariants every scenario ends with, checked over the API and the nodes' own words.
 //!
-//! Checked over the API only (`GET /v1/blocks/{h}`): same hash, parent and application
-//! hash at every height on every node. Must never report agreement from fewer blocks
-//! than it was asked to compare.
+//! [`same_blocks`] and [`compare_chains`] fetch blocks (`GET /v1/blocks/{h}`) and compare
+//! hash, parent and application hash at every height on every node; [`HeadWatch`] holds
+//! the heads sampled while a scenario runs and every contradiction among honest nodes;
+//! [`scan_logs`] reads a node's logs for fatal stops, panics, corruption, double
+//! finalizations and equivocation evidence. Must never report agreement from fewer
+//! blocks than it was asked to compare.
 
 use crate::{Result, TestnetError};
 use carnet_cli::client::Block;
 use carnet_cli::NodeClient;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// Compares blocks `from..=to` across `nodes` (name, client). Returns the number of
@@ -85,8 +89,6 @@ pub fn agreed_height(nodes: &[(String, NodeClient)], timeout: Duration) -> Resul
 // API, what they were seen to report while the scenario ran, and what they logged.
 // Each returns findings, never a verdict it did not compute from data: an empty
 // comparison is reported as such, not as agreement.
-
-use std::collections::{BTreeMap, BTreeSet};
 
 /// Most findings of one kind kept for a report.
 pub const MAX_FINDINGS: usize = 10;

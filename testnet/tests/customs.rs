@@ -43,7 +43,10 @@ fn refused(profile: &Path, args: &[&str], exit: i32, needles: &[&str], what: &st
         String::from_utf8_lossy(&out.stderr)
     );
     for needle in needles {
-        assert!(text.contains(needle), "{what}: `{needle}` not named in: {text}");
+        assert!(
+            text.contains(needle),
+            "{what}: `{needle}` not named in: {text}"
+        );
     }
 }
 
@@ -146,8 +149,7 @@ fn customs_contracts_end_to_end() {
     });
 
     // 2. Documents under agreements.
-    let start_height;
-    let export_id = timed("submit: resolution, data cluster, parties", || {
+    let (export_id, start_height) = timed("submit: resolution, data cluster, parties", || {
         let good = write_file(&scratch, "export.json", &export_payload(&ucr, 24, &marker));
         let submit_args = |file: &Path, to: &str, agreement: Option<&str>| -> Vec<String> {
             let mut args: Vec<String> = [
@@ -212,7 +214,7 @@ fn customs_contracts_end_to_end() {
         assert_exit(&out, 0, "XA files under export-import");
         let filed = json(&out);
         assert_eq!(filed["agreement"], EXPORT_IMPORT, "{filed}");
-        start_height = height_of(&filed);
+        let start_height = height_of(&filed);
         wait_for_height(&xb_s, start_height);
         wait_for_height(&xc_s, start_height);
         let id = filed["id"].as_str().unwrap().to_string();
@@ -221,7 +223,7 @@ fn customs_contracts_end_to_end() {
         assert_eq!(found["documents"][0]["id"], id.as_str(), "{found}");
         let hidden = ok(&xc, &["doc", "find", "--ucr", &ucr], "XC finds nothing");
         assert_eq!(hidden["documents"], serde_json::json!([]));
-        id
+        (id, start_height)
     });
 
     // 3. Versions: amend, the recipient reads both versions, history; cancel.
@@ -455,7 +457,14 @@ fn customs_contracts_end_to_end() {
         refused(
             &xa,
             &[
-                "request", "answer", &rid, "--refuse", "--reason-code", "f", "--reason", "no",
+                "request",
+                "answer",
+                &rid,
+                "--refuse",
+                "--reason-code",
+                "f",
+                "--reason",
+                "no",
             ],
             2,
             &["a", "e"],
@@ -478,7 +487,13 @@ fn customs_contracts_end_to_end() {
         refused(
             &xc,
             &[
-                "doc", "decrypt", &export_id, "--purpose", purpose, "--request", &rid,
+                "doc",
+                "decrypt",
+                &export_id,
+                "--purpose",
+                purpose,
+                "--request",
+                &rid,
             ],
             3,
             &[],
@@ -496,7 +511,13 @@ fn customs_contracts_end_to_end() {
             let out = cli(
                 &xc,
                 &[
-                    "doc", "decrypt", &export_id, "--purpose", purpose, "--request", &rid,
+                    "doc",
+                    "decrypt",
+                    &export_id,
+                    "--purpose",
+                    purpose,
+                    "--request",
+                    &rid,
                 ],
             );
             if out.status.success() {
@@ -518,20 +539,22 @@ fn customs_contracts_end_to_end() {
                 "--request",
                 &rid,
             ],
-            2,
+            3,
             &["purpose"],
             "another purpose",
         );
+        // Art. 12.11.1: the requesting Member that received the information notifies the
+        // requested Member of unauthorized use or disclosure.
         let breach = ok(
-            &xa,
+            &xc,
             &[
                 "request",
                 "breach",
                 &rid,
                 "--details",
-                "data seen outside the stated purpose",
+                "an analyst forwarded the declaration outside the stated purpose",
             ],
-            "breach by the requested side",
+            "XC notifies a breach",
         );
         assert_eq!(breach["breaches"].as_array().map(Vec::len), Some(1));
     });

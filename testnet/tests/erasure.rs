@@ -382,7 +382,10 @@ fn retention_expiry_erases_without_a_transaction() {
     let marker = format!("RETENTION-MARKER-{}", tag());
 
     let id = timed("agreement with 15 s retention; XA files, XB reads", || {
-        let proposed = cli(&xa, &["agreement", "propose", "--file", file.to_str().unwrap()]);
+        let proposed = cli(
+            &xa,
+            &["agreement", "propose", "--file", file.to_str().unwrap()],
+        );
         assert_exit(&proposed, 0, "XA proposes");
         wait_for_height(
             xb.to_str().unwrap(),
@@ -414,10 +417,7 @@ fn retention_expiry_erases_without_a_transaction() {
         assert_exit(&submitted, 0, "XA files under the short agreement");
         let submitted = json(&submitted);
         let id = submitted["id"].as_str().unwrap().to_string();
-        wait_for_height(
-            xb.to_str().unwrap(),
-            submitted["height"].as_u64().unwrap(),
-        );
+        wait_for_height(xb.to_str().unwrap(), submitted["height"].as_u64().unwrap());
         let out = scratch.join("read-by-xb.json");
         assert_decrypts_to_file(xb.to_str().unwrap(), &id, &out, &payload, "XB reads");
         std::fs::remove_file(&out).unwrap();
@@ -426,9 +426,20 @@ fn retention_expiry_erases_without_a_transaction() {
 
     timed("expiry erases on every node; all four attest", || {
         // 15 s of retention plus the attestations: well inside 60 s.
-        let status = wait_attestations(&xa, &id, "60");
-        assert_exit(&status, 0, "every node attests after expiry");
-        let status = json(&status);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            let out = cli(&xa, &["doc", "status", &id]);
+            assert_exit(&out, 0, "status while waiting for expiry");
+            let status = json(&out);
+            if status["status"] == "erased" && pending(&status).is_empty() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not erased and attested by every node 60 s after filing: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        };
         assert_eq!(status["status"], "erased", "{status}");
         assert_eq!(attested(&status), strings(&["XA", "XB", "XC", "XD"]));
         assert!(pending(&status).is_empty());

@@ -574,7 +574,7 @@ fn run_started(
             "no equivocating validator in this scenario".into()
         } else if missing.is_empty() {
             format!(
-                "{} (in the honest nodes' logs and equivocation metric; the ledger has no \
+                "{} (EQUIVOCATION lines in the honest nodes' logs; the ledger has no \
                  evidence transaction yet)",
                 seen_by.join("; ")
             )

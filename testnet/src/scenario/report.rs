@@ -230,7 +230,12 @@ pub fn render_table(r: &ScenarioReport) -> String {
     let rc = &r.recovery;
     let _ = writeln!(
         out,
-        "recovery: after the last step at {:.1} s, every honest node at height {} within {} (bound {:.0} s)",
+        "recovery: after {} at {:.1} s, every honest node at height {} within {} (bound {:.0} s)",
+        if r.timeline.is_empty() {
+            "the load"
+        } else {
+            "the last step"
+        },
         rc.from_secs,
         opt(&rc.target_height),
         rc.recovered_after_secs
