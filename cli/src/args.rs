@@ -435,8 +435,10 @@ pub enum OfficerCommand {
     /// Revoke an officer of your administration (role admin); its requests fail from the
     /// next block on.
     Revoke {
-        /// The officer's public key (hex).
-        key: String,
+        /// The officer's public key (hex). (Named apart from the global `--key FILE`:
+        /// clap shares argument ids across levels.)
+        #[arg(value_name = "KEY")]
+        officer_key: String,
     },
     /// List an administration's officers (default: yours).
     List {
@@ -535,6 +537,33 @@ mod tests {
             .map(|a| a.get_id().as_str())
             .collect();
         assert_eq!(keys, vec!["officer_key"]);
+        // No argument of a subcommand may reuse the id of a global argument (clap keeps
+        // one value per id: `officer revoke KEY` once crashed against `--key FILE`).
+        let globals: Vec<String> = Cli::command()
+            .get_arguments()
+            .map(|a| a.get_id().as_str().to_string())
+            .collect();
+        fn walk(command: &clap::Command, globals: &[String], path: &str) {
+            for sub in command.get_subcommands() {
+                let here = format!("{path} {}", sub.get_name());
+                // `officer add --signer` takes the global `key` id on purpose (same
+                // type, a key file).
+                let deliberate = |a: &&clap::Arg| a.get_long() == Some("signer");
+                for arg in sub
+                    .get_arguments()
+                    .filter(|a| !a.is_global_set() && !deliberate(a))
+                {
+                    assert!(
+                        !globals.iter().any(|g| g == arg.get_id().as_str()),
+                        "{here}: argument `{}` shadows a global argument",
+                        arg.get_id()
+                    );
+                }
+                walk(sub, globals, &here);
+            }
+        }
+        walk(&Cli::command(), &globals, "carnet");
+        parse(&["officer", "revoke", "ab"]).unwrap();
     }
 
     #[test]

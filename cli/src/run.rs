@@ -480,9 +480,9 @@ fn run_officer(
             let added = officer::add(&client(cli)?, key, name, &roles)?;
             io.emit(format, &added, output::render_officer)
         }
-        OfficerCommand::Revoke { key } => {
-            commands::check_officer_key(key)?;
-            let revoked = officer::revoke(&client(cli)?, key)?;
+        OfficerCommand::Revoke { officer_key } => {
+            commands::check_officer_key(officer_key)?;
+            let revoked = officer::revoke(&client(cli)?, officer_key)?;
             io.emit(format, &revoked, output::render_officer)
         }
         OfficerCommand::List { administration } => {

@@ -5,7 +5,7 @@
 //! matching with a mismatch flagged, pre-filling an import declaration, the push stream
 //! with delivery acknowledgements on the ledger, a TFA Article 12 request answered by
 //! provide with purpose-bound access, officers added and revoked, membership votes, and
-//! the read audit.
+//! the read audit, and cancellation.
 
 mod common;
 
@@ -654,5 +654,58 @@ fn customs_contracts_end_to_end() {
         let xd = net.profile("XD");
         let out = cli(&xd, &["audit", "--doc", &export_id]);
         assert_exit(&out, 3, "XD audits a document it never saw");
+    });
+
+    // 10. Cancellation: only the issuer cancels; the reason is in the history; a
+    //     cancelled document cannot be amended.
+    timed("cancel / history / no amendment after cancel", || {
+        let file = write_file(
+            &scratch,
+            "co.json",
+            r#"{"CertificateNumber":"XA-CO-7","OriginCountry":"XA","OriginCriterion":"WO"}"#,
+        );
+        let co_ucr = format!("24XA{}-CO", tag().to_uppercase());
+        let filed = ok(
+            &xa,
+            &[
+                "doc",
+                "submit",
+                "--kind",
+                "certificate-of-origin",
+                "--ucr",
+                &co_ucr,
+                "--to",
+                "XC",
+                "--file",
+                file.to_str().unwrap(),
+            ],
+            "XA issues a certificate of origin to XC",
+        );
+        let co = filed["id"].as_str().unwrap().to_string();
+        wait_for_height(&xc_s, height_of(&filed));
+        let out = cli(&xc, &["doc", "cancel", &co, "--reason", "not ours"]);
+        assert!(
+            matches!(exit_code(&out), 2 | 3),
+            "a recipient cancels: {}",
+            describe(&out)
+        );
+        let reason = "certificate issued in error: wrong origin criterion";
+        let cancelled = ok(
+            &xa,
+            &["doc", "cancel", &co, "--reason", reason],
+            "XA cancels",
+        );
+        assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+        wait_for_height(&xc_s, height_of(&cancelled));
+        let history = ok(&xc, &["doc", "history", &co], "history of the certificate");
+        assert_eq!(history["cancellation"]["reason"], reason, "{history}");
+        assert_eq!(history["versions"][0]["status"], "cancelled", "{history}");
+        refused(
+            &xa,
+            &["doc", "amend", &co, "--file", file.to_str().unwrap()],
+            2,
+            &["cancelled"],
+            "amending a cancelled document",
+        );
     });
 }
