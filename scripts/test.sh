@@ -7,12 +7,23 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 cargo build --release --workspace --all-targets
-# Fault-injection binaries for the scenario suite (testnet/tests/scenarios.rs), built apart
-# so the release carnet-node never carries these features.
-cargo build --release -p carnet-node --features byzantine,test-hooks && mkdir -p target/faulty && cp target/release/carnet-node target/faulty/carnet-node && cargo build --release -p carnet-node
+# Special carnet-node builds, each copied out of target/release so the release binary
+# never carries their features: faulty (Byzantine modes + test hooks, the scenario
+# suite), mutant (quorum lowered to f+1: proof the invariants bite), hooks (an honest
+# node that hands document keys to tests: the erasure byte scan). `--workspace` keeps
+# the dependency features those of the main build, so only carnet-node recompiles.
+special_build() { # DIR FEATURES
+  cargo build --release --workspace --features "$2"
+  mkdir -p "target/$1"
+  cp target/release/carnet-node "target/$1/carnet-node"
+}
+special_build faulty carnet-node/byzantine,carnet-node/test-hooks
+special_build mutant carnet-node/mutation-weak-quorum
+special_build hooks carnet-node/test-hooks
+cargo build --release --workspace --all-targets
 export CARNET_FAULTY_BIN=$PWD/target/faulty/carnet-node
-cargo build --release -p carnet-node --features mutation-weak-quorum && mkdir -p target/mutant && cp target/release/carnet-node target/mutant/carnet-node && cargo build --release -p carnet-node
 export CARNET_MUTANT_BIN=$PWD/target/mutant/carnet-node
+export CARNET_HOOKS_BIN=$PWD/target/hooks/carnet-node
 
 export CARNET_BIN_DIR="$PWD/target/release"
 

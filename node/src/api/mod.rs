@@ -628,8 +628,9 @@ fn test_hooks_enabled() -> bool {
     TEST_HOOKS.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// TEST ONLY (`test-hooks` feature and `--enable-test-hooks`): the DEK and salt of a
-/// document version as hex, so tests can scan disks for them after erasure.
+/// TEST ONLY (`test-hooks` feature and `--enable-test-hooks`): the DEK, salt and stored
+/// ciphertext of a document version as hex, so tests can scan disks for them after
+/// erasure.
 #[cfg(feature = "test-hooks")]
 async fn test_keys(
     State(state): State<ApiState>,
@@ -651,11 +652,24 @@ async fn test_keys(
         .get(&id, version)
         .map_err(internal)?
         .ok_or_else(|| ApiError::not_found(format!("no keys for {id} v{version}")))?;
+    // The stored ciphertext of that version too (a test scans disks for it after erasure).
+    let ciphertext = match crate::ledger::document_version(&state.shared.store, &id, version)
+        .map_err(internal)?
+    {
+        Some(record) => state
+            .shared
+            .store
+            .payload(&record.ciphertext_hash)
+            .map_err(internal)?
+            .map(hex::encode),
+        None => None,
+    };
     tracing::warn!(document = %id, version, "TEST HOOK: document keys handed out");
     Ok(Json(json!({
         "id": id.to_string(),
         "version": version,
         "dek": hex::encode(keys.dek),
         "salt": hex::encode(keys.salt),
+        "ciphertext": ciphertext,
     })))
 }
