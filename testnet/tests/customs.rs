@@ -598,6 +598,18 @@ fn customs_contracts_end_to_end() {
             carnet(&all)
         };
         assert_exit(&as_new(&["status"]), 0, "the new officer is known");
+        // A plain officer of the issuer cannot erase (supervisor or admin only).
+        let out = as_new(&[
+            "doc",
+            "erase",
+            &export_id,
+            "--reason",
+            "tidy up",
+            "--legal-basis",
+            "none",
+        ]);
+        assert_exit(&out, 3, "a plain officer erases");
+        assert!(describe(&out).contains("supervisor"), "{}", describe(&out));
         // A plain officer cannot manage officers.
         let out = as_new(&[
             "officer", "add", "--key", &public, "--name", "x", "--roles", "admin",
