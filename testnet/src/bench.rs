@@ -630,7 +630,10 @@ fn measure(
         });
     }
     let erasure = if config.erasures > 0 {
-        eprintln!("bench: erasing {} documents one by one ...", config.erasures);
+        eprintln!(
+            "bench: erasing {} documents one by one ...",
+            config.erasures
+        );
         Some(crate::bench_erasure::run(&testnet, config.erasures)?)
     } else {
         None
