@@ -226,6 +226,58 @@ impl hpke::rand_core::RngCore for SeededRng {
 
 impl hpke::rand_core::CryptoRng for SeededRng {}
 
+/// HPKE base-mode single-shot seal of `plaintext` to `recipient_public` (the suite of
+/// every wrap: X25519-HKDF-SHA256 / HKDF-SHA256 / ChaCha20Poly1305); `what` names it in
+/// errors.
+fn hpke_seal(
+    plaintext: &[u8],
+    recipient_public: &[u8; 32],
+    ephemeral_seed: [u8; 32],
+    info: &[u8],
+    what: &str,
+) -> Result<WrappedKeys, ContractError> {
+    let public = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient_public)
+        .map_err(|e| ContractError::Crypto(format!("recipient encryption key: {e}")))?;
+    let mut rng = SeededRng(ChaCha20Rng::from_seed(ephemeral_seed));
+    let (enc, ciphertext) = hpke::single_shot_seal::<WrapAead, Kdf, Kem, _>(
+        &hpke::OpModeS::Base,
+        &public,
+        info,
+        plaintext,
+        b"",
+        &mut rng,
+    )
+    .map_err(|e| ContractError::Crypto(format!("wrapping {what}: {e}")))?;
+    Ok(WrappedKeys {
+        enc: enc.to_bytes().to_vec(),
+        ciphertext,
+    })
+}
+
+/// Opens a [`hpke_seal`] wrap with the recipient's X25519 static secret; `refused` is
+/// the error when it does not open.
+fn hpke_open(
+    wrapped: &WrappedKeys,
+    recipient_secret: &[u8; 32],
+    info: &[u8],
+    refused: &str,
+) -> Result<Zeroizing<Vec<u8>>, ContractError> {
+    let secret = <Kem as hpke::Kem>::PrivateKey::from_bytes(recipient_secret)
+        .map_err(|e| ContractError::Crypto(format!("own encryption key: {e}")))?;
+    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&wrapped.enc)
+        .map_err(|e| ContractError::Crypto(format!("wrap: encapsulated key: {e}")))?;
+    let plaintext = hpke::single_shot_open::<WrapAead, Kdf, Kem>(
+        &hpke::OpModeR::Base,
+        &secret,
+        &enc,
+        info,
+        &wrapped.ciphertext,
+        b"",
+    )
+    .map_err(|_| ContractError::Crypto(refused.into()))?;
+    Ok(Zeroizing::new(plaintext))
+}
+
 /// Wraps `keys` to `recipient_public` (X25519) with HPKE base mode, single shot,
 /// X25519-HKDF-SHA256 / HKDF-SHA256 / ChaCha20Poly1305. The ephemeral key is derived
 /// from `ephemeral_seed`, which the caller must draw fresh from a CSPRNG for every wrap.
@@ -235,23 +287,14 @@ pub fn wrap_keys(
     ephemeral_seed: [u8; 32],
     info: &[u8],
 ) -> Result<WrappedKeys, ContractError> {
-    let public = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient_public)
-        .map_err(|e| ContractError::Crypto(format!("recipient encryption key: {e}")))?;
-    let mut rng = SeededRng(ChaCha20Rng::from_seed(ephemeral_seed));
     let plaintext = keys.to_bytes();
-    let (enc, ciphertext) = hpke::single_shot_seal::<WrapAead, Kdf, Kem, _>(
-        &hpke::OpModeS::Base,
-        &public,
-        info,
+    hpke_seal(
         plaintext.as_slice(),
-        b"",
-        &mut rng,
+        recipient_public,
+        ephemeral_seed,
+        info,
+        "document keys",
     )
-    .map_err(|e| ContractError::Crypto(format!("wrapping document keys: {e}")))?;
-    Ok(WrappedKeys {
-        enc: enc.to_bytes().to_vec(),
-        ciphertext,
-    })
 }
 
 /// Unwraps keys made by [`wrap_keys`] with the recipient's X25519 static secret.
@@ -260,26 +303,12 @@ pub fn unwrap_keys(
     recipient_secret: &[u8; 32],
     info: &[u8],
 ) -> Result<DocumentKeys, ContractError> {
-    let secret = <Kem as hpke::Kem>::PrivateKey::from_bytes(recipient_secret)
-        .map_err(|e| ContractError::Crypto(format!("own encryption key: {e}")))?;
-    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&wrapped.enc)
-        .map_err(|e| ContractError::Crypto(format!("wrapped keys: encapsulated key: {e}")))?;
-    let plaintext = Zeroizing::new(
-        hpke::single_shot_open::<WrapAead, Kdf, Kem>(
-            &hpke::OpModeR::Base,
-            &secret,
-            &enc,
-            info,
-            &wrapped.ciphertext,
-            b"",
-        )
-        .map_err(|_| {
-            ContractError::Crypto(
-                "wrapped keys do not open: not addressed to this key or not for this document version"
-                    .into(),
-            )
-        })?,
-    );
+    let plaintext = hpke_open(
+        wrapped,
+        recipient_secret,
+        info,
+        "wrapped keys do not open: not addressed to this key or not for this document version",
+    )?;
     DocumentKeys::from_bytes(&plaintext)
 }
 
@@ -298,22 +327,7 @@ pub fn wrap_secret(
     ephemeral_seed: [u8; 32],
     info: &[u8],
 ) -> Result<WrappedKeys, ContractError> {
-    let public = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient_public)
-        .map_err(|e| ContractError::Crypto(format!("recipient encryption key: {e}")))?;
-    let mut rng = SeededRng(ChaCha20Rng::from_seed(ephemeral_seed));
-    let (enc, ciphertext) = hpke::single_shot_seal::<WrapAead, Kdf, Kem, _>(
-        &hpke::OpModeS::Base,
-        &public,
-        info,
-        secret,
-        b"",
-        &mut rng,
-    )
-    .map_err(|e| ContractError::Crypto(format!("wrapping a secret: {e}")))?;
-    Ok(WrappedKeys {
-        enc: enc.to_bytes().to_vec(),
-        ciphertext,
-    })
+    hpke_seal(secret, recipient_public, ephemeral_seed, info, "a secret")
 }
 
 /// Unwraps a secret made by [`wrap_secret`] with the recipient's X25519 static secret.
@@ -322,26 +336,12 @@ pub fn unwrap_secret(
     recipient_secret: &[u8; 32],
     info: &[u8],
 ) -> Result<Zeroizing<[u8; 32]>, ContractError> {
-    let secret = <Kem as hpke::Kem>::PrivateKey::from_bytes(recipient_secret)
-        .map_err(|e| ContractError::Crypto(format!("own encryption key: {e}")))?;
-    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&wrapped.enc)
-        .map_err(|e| ContractError::Crypto(format!("wrapped secret: encapsulated key: {e}")))?;
-    let plaintext = Zeroizing::new(
-        hpke::single_shot_open::<WrapAead, Kdf, Kem>(
-            &hpke::OpModeR::Base,
-            &secret,
-            &enc,
-            info,
-            &wrapped.ciphertext,
-            b"",
-        )
-        .map_err(|_| {
-            ContractError::Crypto(
-                "wrapped secret does not open: not addressed to this key or not for this agreement"
-                    .into(),
-            )
-        })?,
-    );
+    let plaintext = hpke_open(
+        wrapped,
+        recipient_secret,
+        info,
+        "wrapped secret does not open: not addressed to this key or not for this agreement",
+    )?;
     let mut out = Zeroizing::new([0u8; 32]);
     if plaintext.len() != 32 {
         return Err(ContractError::Crypto(format!(
