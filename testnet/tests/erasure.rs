@@ -457,7 +457,8 @@ fn retention_expiry_erases_without_a_transaction() {
 /// (`CARNET_HOOKS_BIN`, started with `--enable-test-hooks`) so the test can learn the
 /// DEK, salt and stored ciphertext of a document before erasure — never through the
 /// public API. Before erasure the ciphertext is on every node's disk and the DEK in the
-/// issuer's; after the erasure, every attestation and a clean shutdown, no byte string of
+/// issuer's; XD is killed before the erasure and restarted after it; after every
+/// attestation (XD's from its catch-up) and a clean shutdown, no byte string of
 /// DEK, salt, ciphertext or plaintext is left in any node home (stores, WAL, logs).
 #[test]
 fn erased_document_leaves_no_key_salt_ciphertext_or_plaintext_on_any_disk() {
@@ -556,6 +557,9 @@ fn erased_document_leaves_no_key_salt_ciphertext_or_plaintext_on_any_disk() {
         "XA's vault holds the DEK before erasure"
     );
 
+    // XD is killed before the erasure: it must erase while catching up.
+    let mut net = net;
+    assert!(net.network.kill("XD").unwrap(), "XD was running");
     let erased = cli(
         &xa,
         &[
@@ -569,10 +573,13 @@ fn erased_document_leaves_no_key_salt_ciphertext_or_plaintext_on_any_disk() {
         ],
     );
     assert_exit(&erased, 0, "XA erases");
+    let status = wait_attestations(&xa, &id, "5");
+    assert_exit(&status, 5, "XD cannot attest while down");
+    assert!(stderr(&status).contains("XD"), "{}", describe(&status));
+    net.network.start("XD").unwrap();
     let status = wait_attestations(&xa, &id, "60");
-    assert_exit(&status, 0, "every node attests");
+    assert_exit(&status, 0, "every node attests, XD after catching up");
     assert_eq!(attested(&json(&status)), strings(&["XA", "XB", "XC", "XD"]));
-    let mut net = net;
     net.network.down().expect("down");
     // Needles: the whole ciphertext and a 32-byte window from its middle (a partial copy).
     let middle = ciphertext.len() / 2 - 16;
