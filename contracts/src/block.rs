@@ -81,6 +81,18 @@ impl BlockBody {
     /// Checks everything about the body that does not need state: the bounds, the root,
     /// unique transactions and every signature (one ed25519 batch).
     pub fn validate_structure(&self) -> Result<(), ContractError> {
+        self.validate_structure_with(|_, txs| vec![false; txs.len()])
+    }
+
+    /// [`BlockBody::validate_structure`], except for signatures the caller has verified
+    /// before: `verified(hashes, txs)` answers, per transaction, whether the caller
+    /// verified that very transaction (same hash, same signature bytes) already; only the
+    /// others are verified here, in one batch. An answer of the wrong length counts as
+    /// "none verified".
+    pub fn validate_structure_with(
+        &self,
+        verified: impl FnOnce(&[Hash32], &[SignedTransaction]) -> Vec<bool>,
+    ) -> Result<(), ContractError> {
         if self.txs.len() > MAX_BLOCK_TXS {
             return Err(ContractError::BadInput(format!(
                 "block has {} transactions, over the limit of {MAX_BLOCK_TXS}",
@@ -120,7 +132,23 @@ impl BlockBody {
                 hex::encode(root)
             )));
         }
-        for (index, result) in verify_batch(&self.txs).into_iter().enumerate() {
+        let mut skip = verified(&hashes, &self.txs);
+        if skip.len() != self.txs.len() {
+            skip = vec![false; self.txs.len()];
+        }
+        let (indexes, results) = if skip.iter().any(|s| *s) {
+            let (indexes, unverified): (Vec<usize>, Vec<SignedTransaction>) = self
+                .txs
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| !skip[*index])
+                .map(|(index, tx)| (index, tx.clone()))
+                .unzip();
+            (indexes, verify_batch(&unverified))
+        } else {
+            ((0..self.txs.len()).collect(), verify_batch(&self.txs))
+        };
+        for (index, result) in indexes.into_iter().zip(results) {
             if let Err(e) = result {
                 return Err(ContractError::BadSignature(format!(
                     "transaction {index} ({}): {e}",

@@ -174,6 +174,41 @@ fn broken_blocks_are_refused_with_the_rule_named() {
     assert!(BlockBody::decode(&trailing).is_err());
 }
 
+#[test]
+fn only_signatures_the_caller_did_not_verify_are_checked() {
+    let good: Vec<_> = (0..4)
+        .map(|n| sign(submit_tx(n, &["XB"], n as u64)))
+        .collect();
+    let mut bad_sig = good.clone();
+    bad_sig[1].signature[0] ^= 1;
+    bad_sig[3].signature[0] ^= 1;
+    let b = body(bad_sig);
+    // The caller sees the hashes the root is built from, once.
+    let mut asked = Vec::new();
+    let err = b
+        .validate_structure_with(|hashes, txs| {
+            asked = hashes.to_vec();
+            assert_eq!(txs.len(), hashes.len());
+            vec![false, true, false, false]
+        })
+        .unwrap_err();
+    assert_eq!(asked, b.txs.iter().map(|t| t.hash()).collect::<Vec<_>>());
+    assert!(err.to_string().contains("transaction 3"), "{err}");
+    // Vouching for both bad ones skips them; structure is still checked.
+    b.validate_structure_with(|_, _| vec![false, true, false, true])
+        .unwrap();
+    // A wrong-length answer verifies everything.
+    let err = b.validate_structure_with(|_, _| vec![true]).unwrap_err();
+    assert!(err.to_string().contains("transaction 1"), "{err}");
+    let mut wrong_root = body(good);
+    wrong_root.tx_root = [0; 32];
+    assert!(wrong_root
+        .validate_structure_with(|_, txs| vec![true; txs.len()])
+        .unwrap_err()
+        .to_string()
+        .contains("tx_root"));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 

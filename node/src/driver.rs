@@ -16,6 +16,8 @@ use carnet_consensus::{
     ValidatorIndex, View, VoteKind,
 };
 use carnet_contracts::block::{BlockBody, MAX_BLOCK_TXS};
+use carnet_contracts::execute::TxEvent;
+use carnet_contracts::governance::{ProposalKind, ProposalStatus};
 use carnet_contracts::AdminCode;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -35,6 +37,9 @@ const MAX_RECENT_BLOCKS: usize = 1024;
 const MAX_CLOCK_SKEW_MS: u64 = 5_000;
 /// How long verification waits for a missing ciphertext.
 const CIPHERTEXT_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long verification waits for the transactions gossiped before the proposal to
+/// be admitted (then it verifies and fetches what is missing itself).
+const GOSSIP_ADMISSION_WAIT: Duration = Duration::from_secs(1);
 /// Catch-up: blocks per request, period of the check, and the stall that triggers it.
 const SYNC_BATCH: u32 = 64;
 const SYNC_PERIOD: Duration = Duration::from_secs(2);
@@ -595,12 +600,74 @@ impl Driver {
             );
             self.shared.erasure_wake.notify_one();
         }
+        self.follow_membership(height, &executed);
         tracing::info!(
             height,
             view = block.view,
             txs = body.txs.len(),
             "block finalized"
         );
+    }
+
+    /// After a committed block: logs membership proposals that passed in it, and when it
+    /// admitted or removed members, hands the network the new allow-list (a removed
+    /// member's node is disconnected and refused). Logs loudly when this node's own
+    /// administration is the one removed.
+    fn follow_membership(&self, height: u64, executed: &ledger::Executed) {
+        let own = &self.shared.admin;
+        for event in executed.events.iter().flatten() {
+            let (TxEvent::VoteCast(proposal) | TxEvent::ProposalCreated(proposal)) = event else {
+                continue;
+            };
+            let ProposalStatus::Passed { effective_height } = proposal.status else {
+                continue;
+            };
+            match &proposal.kind {
+                ProposalKind::RemoveMember(code) if code == own => tracing::error!(
+                    height,
+                    effective_height,
+                    proposal = %proposal.id,
+                    administration = %own,
+                    "this administration is no longer a member from height {effective_height}: \
+                     the proposal removing it passed; the members' nodes will refuse this node"
+                ),
+                ProposalKind::RemoveMember(code) => tracing::warn!(
+                    height,
+                    effective_height,
+                    proposal = %proposal.id,
+                    administration = %code,
+                    "membership removal passed"
+                ),
+                ProposalKind::AddMember(admin) => tracing::warn!(
+                    height,
+                    effective_height,
+                    proposal = %proposal.id,
+                    administration = %admin.code,
+                    "membership admission passed"
+                ),
+            }
+        }
+        if executed.members_added.is_empty() && executed.members_removed.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            height,
+            added = ?executed.members_added,
+            removed = ?executed.members_removed,
+            "membership changed on the ledger; the network follows"
+        );
+        if executed.members_removed.contains(own) {
+            tracing::error!(
+                height,
+                administration = %own,
+                "this administration is no longer a member: removed on the ledger at height \
+                 {height}; the members' nodes refuse this node from now on"
+            );
+        }
+        match self.shared.ledger_members() {
+            Ok(members) => self.shared.net().set_members(members),
+            Err(e) => fatal("reading the members after a membership change", &e),
+        }
     }
 
     fn request_sync(&mut self) {
@@ -748,17 +815,33 @@ pub async fn fetch_ciphertext(shared: &Shared, hash: &[u8; 32]) -> Result<(), St
     Err(last_error)
 }
 
+/// Checks a proposed body off the driver task. Signatures are verified once per node:
+/// the transactions the mempool holds with the same signature bytes were verified on
+/// admission; only the others are verified here (one batch).
 async fn check_payload(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     block: &Block,
     parent_time_ms: u64,
     expected_proposer: Option<AdminCode>,
 ) -> Result<(), String> {
     let body = BlockBody::decode(&block.payload).map_err(|e| e.to_string())?;
-    let body = tokio::task::spawn_blocking(move || body.validate_structure().map(|()| body))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    // Transactions gossiped before the proposal may still be in the admission queue:
+    // let them reach the mempool first, so their signatures count as verified and their
+    // ciphertexts as held.
+    let (ticket, mut admitted) = shared.mempool().gossip_barrier();
+    let _ = tokio::time::timeout(GOSSIP_ADMISSION_WAIT, admitted.wait_for(|t| *t >= ticket)).await;
+    let pool = shared.clone();
+    let (body, in_mempool) = tokio::task::spawn_blocking(move || {
+        let mut in_mempool = Vec::new();
+        body.validate_structure_with(|hashes, txs| {
+            in_mempool = pool.mempool().verified_mask(hashes, txs);
+            in_mempool.clone()
+        })
+        .map(|()| (body, in_mempool))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
     if body.time_ms < parent_time_ms {
         return Err(format!(
             "block time {} is before its parent's {}",
@@ -776,13 +859,15 @@ async fn check_payload(
             ));
         }
     }
-    for tx in &body.txs {
+    for (index, tx) in body.txs.iter().enumerate() {
         if tx.tx.chain_id != shared.chain_id {
             return Err("transaction for another chain".into());
         }
         if let Some(sub) = tx.tx.action.document_submission() {
             let hash = sub.ciphertext_hash;
-            let local = shared.mempool().contains(&tx.hash())
+            // A pooled document transaction holds its checked ciphertext.
+            let local = in_mempool.get(index).copied().unwrap_or(false)
+                || shared.mempool().contains(&tx.hash())
                 || matches!(shared.store.payload(&hash), Ok(Some(_)));
             if !local {
                 fetch_ciphertext(shared, &hash)

@@ -73,6 +73,10 @@ pub struct Executed {
     pub app_hash: Hash32,
     /// Documents erased by this block: (document, versions).
     pub erasures: Vec<(DocumentId, u32)>,
+    /// Members admitted at the start of this block.
+    pub members_added: Vec<AdminCode>,
+    /// Members removed (made inactive) at the start of this block.
+    pub members_removed: Vec<AdminCode>,
 }
 
 /// Applies genesis to an empty state; returns the changes and the app hash of height 0.
@@ -85,6 +89,8 @@ pub fn genesis(store: &Store, genesis: &Genesis) -> Result<Executed, ExecError> 
         events: Vec::new(),
         app_hash,
         erasures: Vec::new(),
+        members_added: Vec::new(),
+        members_removed: Vec::new(),
     })
 }
 
@@ -111,6 +117,8 @@ pub fn execute(store: &Store, height: u64, body: &BlockBody) -> Result<Executed,
         events,
         app_hash: outcome.app_hash,
         erasures: outcome.erasures,
+        members_added: outcome.members_added,
+        members_removed: outcome.members_removed,
     })
 }
 
@@ -193,6 +201,11 @@ pub fn administration(
     code: &AdminCode,
 ) -> Result<Option<Administration>, ExecError> {
     query::administration(&Committed(store), code)
+}
+
+/// Every administration on the committed ledger, active or not.
+pub fn administrations(store: &Store) -> Result<Vec<Administration>, ExecError> {
+    query::administrations(&Committed(store))
 }
 
 pub fn officer(store: &Store, key: &PublicKey) -> Result<Option<Officer>, ExecError> {

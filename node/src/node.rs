@@ -21,14 +21,14 @@ use carnet_contracts::{AdminCode, AgreementId, Genesis};
 use tokio::sync::{mpsc, oneshot, watch};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::config::{peer_id_of, NodeHome};
+use crate::config::NodeHome;
 use crate::driver::{Driver, DriverEvent, DRIVER_QUEUE};
 use crate::hsm_signer::{Pkcs11Signer, ValidatorSigner};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::p2p::{
-    self, Inbound, Member, NetConfig, NetStatus, Network, SyncRequest, SyncResponse, TxGossip,
-    MAX_BLOCKS_PER_RESPONSE,
+    self, Inbound, Member, NetConfig, NetStatus, Network, Reply, SyncRequest, SyncResponse,
+    TxGossip, MAX_BLOCKS_PER_RESPONSE,
 };
 use crate::storage::{Head, StorageError, Store};
 use crate::vault::{KeyVault, RocksVault};
@@ -165,6 +165,13 @@ impl Shared {
         self.submit(vec![TxGossip { tx, ciphertext }], true).pop()
     }
 
+    /// The allow-list for the network: the active members of the committed ledger.
+    pub fn ledger_members(&self) -> Result<HashMap<libp2p::PeerId, Member>, String> {
+        let administrations = ledger::administrations(&self.store)
+            .map_err(|e| format!("reading the members on the ledger: {e}"))?;
+        p2p::members_from_ledger(&administrations, &self.validator_admins)
+    }
+
     pub fn validator_admin(&self, index: ValidatorIndex) -> Option<AdminCode> {
         self.validator_admins.get(usize::from(index)).cloned()
     }
@@ -243,40 +250,69 @@ impl Shared {
 
     /// Admits transactions to the mempool, gossips the accepted ones when `gossip`,
     /// and wakes the driver. Returns per-transaction results.
+    ///
+    /// Signatures are verified (one batch) without the mempool lock, and only for
+    /// transactions that are neither final, nor pooled already, nor refused because
+    /// the pool is full.
     pub fn submit(
         &self,
         batch: Vec<TxGossip>,
         gossip: bool,
     ) -> Vec<Result<[u8; 32], crate::mempool::AdmissionError>> {
         use crate::mempool::AdmissionError;
-        // Transactions already final are refused as duplicates.
         let mut results: Vec<Option<Result<[u8; 32], AdmissionError>>> =
             Vec::with_capacity(batch.len());
-        let mut admit = Vec::new();
-        let mut admit_at = Vec::new();
-        for (i, g) in batch.iter().enumerate() {
-            match self.store.tx_location(&g.tx.hash()) {
-                Ok(Some(_)) => results.push(Some(Err(AdmissionError::Duplicate))),
-                _ => {
-                    results.push(None);
-                    admit.push((g.tx.clone(), g.ciphertext.clone()));
-                    admit_at.push(i);
-                }
+        // (transaction, its hash, its index in `results`)
+        let mut candidates = Vec::with_capacity(batch.len());
+        for g in batch {
+            let hash = g.tx.hash();
+            // Transactions already final are refused as duplicates.
+            if let Ok(Some(_)) = self.store.tx_location(&hash) {
+                results.push(Some(Err(AdmissionError::Duplicate)));
+            } else {
+                candidates.push((g, hash, results.len()));
+                results.push(None);
             }
         }
+        {
+            let pool = self.mempool();
+            candidates.retain(|(_, hash, i)| {
+                let refusal = if pool.contains(hash) {
+                    AdmissionError::Duplicate
+                } else if pool.is_full() {
+                    pool.overloaded()
+                } else {
+                    return true;
+                };
+                results[*i] = Some(Err(refusal));
+                false
+            });
+        }
+        let mut admit = Vec::with_capacity(candidates.len());
+        let mut admit_at = Vec::with_capacity(candidates.len());
+        let mut encoded = Vec::new();
+        for (g, hash, i) in candidates {
+            // Without a network (tests of the API alone) nothing is gossiped.
+            if gossip && self.net.get().is_some() {
+                encoded.push(crate::storage::encode(&g));
+            }
+            admit.push((g.tx, g.ciphertext, hash));
+            admit_at.push(i);
+        }
+        let checked = crate::mempool::check_hashed_signatures(admit);
         let admitted = {
             let mut pool = self.mempool();
-            let r = pool.admit_batch(admit);
+            let r = pool.admit_checked(checked);
             self.metrics.mempool_size.set(pool.len() as i64);
             r
         };
         let mut any = false;
+        let mut encoded = encoded.into_iter();
         for (result, i) in admitted.into_iter().zip(admit_at) {
+            let bytes = encoded.next();
             if result.is_ok() {
                 any = true;
-                // Without a network (tests of the API alone) nothing is gossiped.
-                if let (true, Some(net)) = (gossip, self.net.get()) {
-                    let bytes = crate::storage::encode(&batch[i]);
+                if let (Some(bytes), Some(net)) = (bytes, self.net.get()) {
                     if !net.try_send(p2p::NetCommand::PublishTx(bytes)) {
                         self.metrics.reject("net_queue_full");
                     }
@@ -294,9 +330,60 @@ impl Shared {
     }
 }
 
+/// Most gossiped transaction batches waiting for admission. Beyond it a batch is dropped
+/// (gossip is best effort: a transaction that misses the mempool is verified, and its
+/// ciphertext fetched, when a proposal carries it).
+const GOSSIP_ADMISSION_QUEUE: usize = 256;
+/// Most gossiped transactions verified in one signature batch.
+const MAX_GOSSIP_ADMISSION_BATCH: usize = 2048;
+
+/// A gossiped batch of transactions, the administration whose node relayed it, and its
+/// admission ticket ([`Mempool::queue_gossip`]).
+type GossipBatch = (AdminCode, Vec<TxGossip>, u64);
+
 /// Network callbacks of the node.
 struct NodeInbound {
     shared: Arc<Shared>,
+    /// Into [`admit_gossip`]: signatures are not verified on the network task.
+    gossip_admission: mpsc::Sender<GossipBatch>,
+}
+
+/// Admits gossiped transactions off the network task: takes the batches waiting (up to
+/// `MAX_GOSSIP_ADMISSION_BATCH` transactions), verifies their signatures in one batch
+/// on the blocking pool, and goes on with the next; runs until the queue closes.
+async fn admit_gossip(shared: Arc<Shared>, mut batches: mpsc::Receiver<GossipBatch>) {
+    while let Some((code, first, mut ticket)) = batches.recv().await {
+        let mut sources = vec![code; first.len()];
+        let mut txs = first;
+        while txs.len() < MAX_GOSSIP_ADMISSION_BATCH {
+            match batches.try_recv() {
+                Ok((code, more, next)) => {
+                    sources.extend(std::iter::repeat_n(code, more.len()));
+                    txs.extend(more);
+                    ticket = next;
+                }
+                Err(_) => break,
+            }
+        }
+        let admitting = shared.clone();
+        let results = tokio::task::spawn_blocking(move || admitting.submit(txs, false)).await;
+        shared.mempool().gossip_admitted(ticket);
+        let results = match results {
+            Ok(results) => results,
+            Err(e) => {
+                tracing::error!("admission of gossiped transactions failed: {e}");
+                continue;
+            }
+        };
+        for (result, code) in results.into_iter().zip(&sources) {
+            if let Err(e) = result {
+                if !matches!(e, crate::mempool::AdmissionError::Duplicate) {
+                    tracing::debug!(administration = %code, "gossiped transaction refused: {e}");
+                }
+                shared.metrics.reject(e.reason());
+            }
+        }
+    }
 }
 
 impl Inbound for NodeInbound {
@@ -311,82 +398,97 @@ impl Inbound for NodeInbound {
         }
     }
 
-    fn transaction(&self, from: &Member, gossip: TxGossip) {
-        for result in self.shared.submit(vec![gossip], false) {
-            if let Err(e) = result {
-                if !matches!(e, crate::mempool::AdmissionError::Duplicate) {
-                    tracing::debug!(administration = %from.code, "gossiped transaction refused: {e}");
-                }
-                self.shared.metrics.reject(e.reason());
-            }
+    fn transactions(&self, from: &Member, batch: Vec<TxGossip>) {
+        let queued = self.shared.mempool().queue_gossip(|ticket| {
+            self.gossip_admission
+                .try_send((from.code.clone(), batch, ticket))
+                .is_ok()
+        });
+        if !queued {
+            self.shared.metrics.reject("tx_admission_queue_full");
         }
     }
 
-    fn request(&self, from: &Member, request: SyncRequest) -> SyncResponse {
-        let shared = &self.shared;
-        match request {
-            SyncRequest::GetBlocks { from_height, max } => {
-                let max = max.min(MAX_BLOCKS_PER_RESPONSE);
-                let head = shared.head().height;
-                let mut blocks = Vec::new();
-                let mut bytes = 0usize;
-                let mut height = from_height.max(1);
-                while height <= head
-                    && (blocks.len() as u32) < max
-                    && bytes < p2p::MAX_RESPONSE_BYTES / 2
-                {
-                    match shared.store.block(height) {
-                        Ok(Some(b)) => {
-                            bytes += b.block.payload.len() + 1024;
-                            blocks.push(b);
-                        }
-                        _ => break,
-                    }
-                    height += 1;
-                }
-                SyncResponse::Blocks(blocks)
-            }
-            SyncRequest::GetCiphertext { hash } => {
-                let ct = shared
-                    .mempool()
-                    .ciphertext(&hash)
-                    .or_else(|| shared.store.payload(&hash).ok().flatten());
-                SyncResponse::Ciphertext(ct)
-            }
-            SyncRequest::GetBlock { digest } => {
-                if let Some(b) = shared.recent_blocks().get(&digest).cloned() {
-                    return SyncResponse::Block(Some(b));
-                }
-                let block = shared
-                    .store
-                    .height_of(&digest)
-                    .ok()
-                    .flatten()
-                    .and_then(|h| shared.store.block(h).ok().flatten())
-                    .map(|s| s.block);
-                SyncResponse::Block(block)
-            }
-            SyncRequest::DeliverKeys {
-                document,
-                version,
-                wrapped,
-            } => match receive_keys(shared, from, document, version, &wrapped) {
-                Ok(()) => {
-                    shared.metrics.keys_received.inc();
-                    tracing::info!(%document, version, issuer = %from.code, "document keys received");
-                    SyncResponse::Ack
-                }
-                Err(reason) => {
-                    shared.metrics.reject("key_delivery_refused");
-                    tracing::warn!(%document, version, from = %from.code, "key delivery refused: {reason}");
-                    SyncResponse::Nack(reason)
-                }
-            },
+    fn request(&self, from: &Member, request: SyncRequest) -> Reply {
+        if !matches!(request, SyncRequest::DeliverKeys { .. }) {
+            return Reply::Now(answer(&self.shared, from, request));
         }
+        // Opening delivered keys (HPKE, the payload check against its commitment) and
+        // their synced vault write run off the network task.
+        let (reply, later) = oneshot::channel();
+        let (shared, from) = (self.shared.clone(), from.clone());
+        tokio::task::spawn_blocking(move || {
+            let _ = reply.send(answer(&shared, &from, request));
+        });
+        Reply::Later(later)
     }
 
     fn connected(&self, _member: &Member) {
         let _ = self.shared.driver.try_send(DriverEvent::SyncTick);
+    }
+}
+
+/// The answer to a member's sync request (catch-up blocks, a ciphertext, a block,
+/// delivered document keys).
+fn answer(shared: &Arc<Shared>, from: &Member, request: SyncRequest) -> SyncResponse {
+    match request {
+        SyncRequest::GetBlocks { from_height, max } => {
+            let max = max.min(MAX_BLOCKS_PER_RESPONSE);
+            let head = shared.head().height;
+            let mut blocks = Vec::new();
+            let mut bytes = 0usize;
+            let mut height = from_height.max(1);
+            while height <= head
+                && (blocks.len() as u32) < max
+                && bytes < p2p::MAX_RESPONSE_BYTES / 2
+            {
+                match shared.store.block(height) {
+                    Ok(Some(b)) => {
+                        bytes += b.block.payload.len() + 1024;
+                        blocks.push(b);
+                    }
+                    _ => break,
+                }
+                height += 1;
+            }
+            SyncResponse::Blocks(blocks)
+        }
+        SyncRequest::GetCiphertext { hash } => {
+            let ct = shared
+                .mempool()
+                .ciphertext(&hash)
+                .or_else(|| shared.store.payload(&hash).ok().flatten());
+            SyncResponse::Ciphertext(ct)
+        }
+        SyncRequest::GetBlock { digest } => {
+            if let Some(b) = shared.recent_blocks().get(&digest).cloned() {
+                return SyncResponse::Block(Some(b));
+            }
+            let block = shared
+                .store
+                .height_of(&digest)
+                .ok()
+                .flatten()
+                .and_then(|h| shared.store.block(h).ok().flatten())
+                .map(|s| s.block);
+            SyncResponse::Block(block)
+        }
+        SyncRequest::DeliverKeys {
+            document,
+            version,
+            wrapped,
+        } => match receive_keys(shared, from, document, version, &wrapped) {
+            Ok(()) => {
+                shared.metrics.keys_received.inc();
+                tracing::info!(%document, version, issuer = %from.code, "document keys received");
+                SyncResponse::Ack
+            }
+            Err(reason) => {
+                shared.metrics.reject("key_delivery_refused");
+                tracing::warn!(%document, version, from = %from.code, "key delivery refused: {reason}");
+                SyncResponse::Nack(reason)
+            }
+        },
     }
 }
 
@@ -635,21 +737,17 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
         tracing::info!(destroyed, "pending erasures destroyed before serving");
     }
 
-    // Network: allow exactly the genesis members.
-    let mut members = HashMap::new();
-    for a in &genesis.administrations {
-        let peer = peer_id_of(&a.node_key.0)
-            .ok_or_else(|| StartError::Other(format!("node key of {} is not ed25519", a.code)))?;
-        let validator = validator_admins
-            .iter()
-            .position(|v| v.code == a.code)
-            .map(|i| i as ValidatorIndex);
-        members.insert(
-            peer,
-            Member {
-                code: a.code.clone(),
-                validator,
-            },
+    // Network: allow exactly the active members of the committed ledger (the driver
+    // follows later changes).
+    let members = shared.ledger_members().map_err(StartError::Other)?;
+    let mut allowed: Vec<&str> = members.values().map(|m| m.code.0.as_str()).collect();
+    allowed.sort_unstable();
+    tracing::info!(members = ?allowed, "network allow-list: the active members on the ledger");
+    if !members.values().any(|m| m.code == admin) {
+        tracing::error!(
+            administration = %admin,
+            "this administration is no longer a member: it was removed on the ledger; \
+             the members' nodes refuse this node"
         );
     }
     let mut secret = home.node_key.to_bytes();
@@ -670,8 +768,11 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
                 .map_err(|e| StartError::Other(format!("peer `{p}`: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let (gossip_admission, gossip_batches) = mpsc::channel(GOSSIP_ADMISSION_QUEUE);
+    tokio::spawn(admit_gossip(shared.clone(), gossip_batches));
     let inbound = Arc::new(NodeInbound {
         shared: shared.clone(),
+        gossip_admission,
     });
     let network = p2p::spawn(
         keypair,

@@ -1,11 +1,17 @@
 //! Peer-to-peer networking between member nodes: libp2p over TCP with Noise and Yamux,
-//! an allow-list holding exactly the genesis members' node keys, gossipsub for consensus
-//! messages and transactions, and a request-response protocol for catch-up, ciphertext
-//! fetches and document-key delivery.
+//! an allow-list holding exactly the node keys of the ledger's active members, gossipsub
+//! for consensus messages and transactions, and a request-response protocol for catch-up,
+//! ciphertext fetches and document-key delivery.
+//!
+//! The allow-list follows the ledger: the node starts with the active members of its
+//! committed state and the driver replaces the set ([`Network::set_members`]) when a
+//! finalized block admits or removes a member. A removed member's node is disconnected at
+//! once and its connections, gossip and sync requests are refused from then on.
 //!
 //! This module moves bytes and decodes them within stated bounds; it must never accept a
-//! connection from a peer outside the allow-list, never decode without a size limit, and
-//! never interpret consensus or contract rules (that is the driver's and the handlers').
+//! connection from a peer outside the allow-list, never keep a connection to a peer that
+//! left it, never decode without a size limit, and never interpret consensus or contract
+//! rules (that is the driver's and the handlers').
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -14,7 +20,7 @@ use std::time::Duration;
 
 use carnet_consensus::{Block, Message, ValidatorIndex};
 use carnet_contracts::envelope::WrappedKeys;
-use carnet_contracts::{AdminCode, DocumentId, SignedTransaction};
+use carnet_contracts::{AdminCode, Administration, DocumentId, SignedTransaction};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
@@ -23,13 +29,14 @@ use libp2p::{
     StreamProtocol, Swarm,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
 use crate::storage::StoredBlock;
 
 pub const TOPIC_CONSENSUS: &str = "carnet/consensus/1";
-pub const TOPIC_TX: &str = "carnet/tx/1";
+/// Transactions, gossiped in batches (`Vec<TxGossip>`, at most [`MAX_TX_GOSSIP_BATCH`]).
+pub const TOPIC_TX: &str = "carnet/tx/2";
 pub const SYNC_PROTOCOL: &str = "/carnet/sync/1";
 /// Largest gossip message (a proposal carrying a full block, or a tx with ciphertext).
 pub const MAX_GOSSIP_BYTES: usize = 4 * 1024 * 1024 + 64 * 1024;
@@ -41,6 +48,16 @@ pub const MAX_RESPONSE_BYTES: usize = 48 * 1024 * 1024;
 pub const MAX_BLOCKS_PER_RESPONSE: u32 = 128;
 /// Bound of the command queue into the network task.
 pub const COMMAND_QUEUE: usize = 4096;
+/// Most transactions in one gossip message. The network task gathers the transactions
+/// to publish for up to [`TX_GOSSIP_LINGER`] (and publishes them before any consensus
+/// message, so a proposal never overtakes the transactions it carries), so that one
+/// gossip message — one gossip signature, one check of it per receiving peer, one frame
+/// per connection — carries many transactions.
+pub const MAX_TX_GOSSIP_BATCH: usize = 512;
+/// Longest a transaction waits for others to share its gossip message.
+pub const TX_GOSSIP_LINGER: Duration = Duration::from_millis(5);
+/// Most bytes of transactions in one gossip message (room left for gossipsub's framing).
+const MAX_TX_BATCH_BYTES: usize = MAX_GOSSIP_BYTES - 64 * 1024;
 const REDIAL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A transaction as gossiped: the ciphertext travels beside the transaction.
@@ -97,9 +114,32 @@ pub fn decode_consensus(bytes: &[u8]) -> Result<Message, String> {
     bounded_decode(bytes, MAX_GOSSIP_BYTES)
 }
 
-/// Decodes a gossiped transaction (bounded).
-pub fn decode_tx_gossip(bytes: &[u8]) -> Result<TxGossip, String> {
+/// Decodes a gossiped batch of transactions (bounded in bytes and count).
+pub fn decode_tx_gossip(bytes: &[u8]) -> Result<Vec<TxGossip>, String> {
+    // bincode (fixint) encodes a sequence as its u64 length, then the items.
+    let count = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .ok_or("transaction batch: truncated")?;
+    if count == 0 || count > MAX_TX_GOSSIP_BATCH as u64 {
+        return Err(format!(
+            "transaction batch of {count}: 1 to {MAX_TX_GOSSIP_BATCH} expected"
+        ));
+    }
     bounded_decode(bytes, MAX_GOSSIP_BYTES)
+}
+
+/// Joins encoded [`TxGossip`]s into the encoding of the `Vec<TxGossip>` that
+/// [`decode_tx_gossip`] reads.
+fn encode_tx_batch(items: &[Vec<u8>]) -> Vec<u8> {
+    let len: usize = items.iter().map(Vec::len).sum();
+    let mut out = Vec::with_capacity(8 + len);
+    out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    out
 }
 
 /// Length-prefixed bincode codec with size limits for `/carnet/sync/1`.
@@ -191,7 +231,7 @@ struct CarnetBehaviour {
     sync: request_response::Behaviour<SyncCodec>,
 }
 
-/// A genesis member as the network sees it.
+/// An active member as the network sees it.
 #[derive(Clone, Debug)]
 pub struct Member {
     pub code: AdminCode,
@@ -203,19 +243,34 @@ pub struct Member {
 pub trait Inbound: Send + Sync + 'static {
     /// A decoded consensus message from validator `from`.
     fn consensus(&self, from: ValidatorIndex, message: Message);
-    /// A decoded transaction with its ciphertext.
-    fn transaction(&self, from: &Member, gossip: TxGossip);
+    /// A decoded batch of transactions with their ciphertexts.
+    fn transactions(&self, from: &Member, batch: Vec<TxGossip>);
     /// A sync request from a member; returns the response to send.
-    fn request(&self, from: &Member, request: SyncRequest) -> SyncResponse;
+    fn request(&self, from: &Member, request: SyncRequest) -> Reply;
     /// A member connected (used to trigger catch-up).
     fn connected(&self, _member: &Member) {}
+}
+
+/// The answer to a sync request: at once, or later from work that must not run on the
+/// network task (the request's stream stays open meanwhile, within the protocol's
+/// timeout and its bound on concurrent streams).
+#[derive(Debug)]
+pub enum Reply {
+    Now(SyncResponse),
+    Later(oneshot::Receiver<SyncResponse>),
 }
 
 /// Commands to the network task.
 #[derive(Debug)]
 pub enum NetCommand {
     PublishConsensus(Vec<u8>),
+    /// One encoded [`TxGossip`]; published in a batch with the others queued.
     PublishTx(Vec<u8>),
+    /// A [`Reply::Later`] that arrived: the network task sends it on its stream.
+    Respond {
+        channel: request_response::ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    },
     /// A sync request to `peer` (or any connected member when `None`).
     Request {
         peer: Option<PeerId>,
@@ -224,14 +279,89 @@ pub enum NetCommand {
     },
 }
 
+/// Most members the allow-list holds (the ledger's bound on administrations).
+pub const MAX_MEMBERS: usize = carnet_contracts::execute::MAX_ADMINISTRATIONS;
+
+/// How the allow-list changed when it was replaced.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MembershipDelta {
+    /// Peers allowed now that were not before, sorted.
+    pub added: Vec<PeerId>,
+    /// Peers no longer allowed, sorted.
+    pub removed: Vec<PeerId>,
+}
+
+/// The allow-list for the administrations on the ledger: the node key of every active
+/// one, with its index in the consensus validator set `validator_admins` (if any).
+/// Inactive (removed) administrations are left out; an error names a node key that is
+/// not an ed25519 key or a list over [`MAX_MEMBERS`].
+pub fn members_from_ledger(
+    administrations: &[Administration],
+    validator_admins: &[AdminCode],
+) -> Result<HashMap<PeerId, Member>, String> {
+    if administrations.len() > MAX_MEMBERS {
+        return Err(format!(
+            "{} administrations over the bound of {MAX_MEMBERS}",
+            administrations.len()
+        ));
+    }
+    let mut members = HashMap::new();
+    for a in administrations.iter().filter(|a| a.active) {
+        let peer = crate::config::peer_id_of(&a.node_key.0)
+            .ok_or_else(|| format!("node key of {} is not ed25519", a.code))?;
+        let validator = validator_admins
+            .iter()
+            .position(|v| *v == a.code)
+            .and_then(|i| ValidatorIndex::try_from(i).ok());
+        members.insert(
+            peer,
+            Member {
+                code: a.code.clone(),
+                validator,
+            },
+        );
+    }
+    Ok(members)
+}
+
+/// The difference between the allow-list `old` and `new` (the local peer is never on it).
+pub fn membership_delta(
+    old: &HashMap<PeerId, Member>,
+    new: &HashMap<PeerId, Member>,
+    local: &PeerId,
+) -> MembershipDelta {
+    let mut added: Vec<PeerId> = new
+        .keys()
+        .filter(|p| *p != local && !old.contains_key(p))
+        .copied()
+        .collect();
+    let mut removed: Vec<PeerId> = old
+        .keys()
+        .filter(|p| *p != local && !new.contains_key(p))
+        .copied()
+        .collect();
+    added.sort();
+    removed.sort();
+    MembershipDelta { added, removed }
+}
+
 /// Handle to the network task.
 #[derive(Clone, Debug)]
 pub struct Network {
     commands: mpsc::Sender<NetCommand>,
+    /// The latest allow-list; only the newest value matters, so a slow network task
+    /// never queues more than one.
+    members: Arc<watch::Sender<HashMap<PeerId, Member>>>,
     pub local_peer_id: PeerId,
 }
 
 impl Network {
+    /// Replaces the allow-list with `members`, the ledger's active members (at most
+    /// [`MAX_MEMBERS`]): peers that left it are disconnected and refused, new ones allowed.
+    pub fn set_members(&self, members: HashMap<PeerId, Member>) {
+        self.members.send_replace(members);
+    }
+
     /// Queues a command; drops it (returns false) when the queue is full.
     pub fn try_send(&self, command: NetCommand) -> bool {
         self.commands.try_send(command).is_ok()
@@ -266,7 +396,7 @@ impl Network {
 pub struct NetConfig {
     pub listen: Multiaddr,
     pub peers: Vec<Multiaddr>,
-    /// PeerId → member, for exactly the genesis administrations.
+    /// PeerId → member, for exactly the active administrations of the committed ledger.
     pub members: HashMap<PeerId, Member>,
 }
 
@@ -339,6 +469,7 @@ pub fn spawn(
         .listen_on(config.listen.clone())
         .map_err(|e| format!("listen on {}: {e}", config.listen))?;
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let (members_tx, members_rx) = watch::channel(config.members.clone());
     let task = NetworkTask {
         swarm,
         config,
@@ -348,10 +479,15 @@ pub fn spawn(
         pending: HashMap::new(),
         connected: HashSet::new(),
         next_peer: 0,
+        tx_batch: Vec::new(),
+        tx_batch_bytes: 0,
+        tx_flush_at: None,
+        own_commands: tx.downgrade(),
     };
-    tokio::spawn(task.run(rx));
+    tokio::spawn(task.run(rx, members_rx));
     Ok(Network {
         commands: tx,
+        members: Arc::new(members_tx),
         local_peer_id,
     })
 }
@@ -368,6 +504,14 @@ struct NetworkTask {
     pending: Pending,
     connected: HashSet<PeerId>,
     next_peer: usize,
+    /// Encoded transactions waiting to be published together (at most
+    /// [`MAX_TX_GOSSIP_BATCH`] and [`MAX_TX_BATCH_BYTES`]), their bytes, and when they
+    /// go at the latest.
+    tx_batch: Vec<Vec<u8>>,
+    tx_batch_bytes: usize,
+    tx_flush_at: Option<tokio::time::Instant>,
+    /// The task's own command queue, for answers that come later ([`Reply::Later`]).
+    own_commands: mpsc::WeakSender<NetCommand>,
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -378,11 +522,25 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 }
 
 impl NetworkTask {
-    async fn run(mut self, mut commands: mpsc::Receiver<NetCommand>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<NetCommand>,
+        mut members: watch::Receiver<HashMap<PeerId, Member>>,
+    ) {
         let mut redial = tokio::time::interval(REDIAL_INTERVAL);
         loop {
+            let flush_at = self.tx_flush_at;
             tokio::select! {
                 _ = redial.tick() => self.redial(),
+                _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if flush_at.is_some() => self.publish_txs(),
+                changed = members.changed() => match changed {
+                    Ok(()) => {
+                        let members = members.borrow_and_update().clone();
+                        self.set_members(members);
+                    }
+                    Err(_) => return,
+                },
                 command = commands.recv() => match command {
                     Some(command) => self.command(command),
                     None => return,
@@ -395,7 +553,8 @@ impl NetworkTask {
     fn redial(&mut self) {
         for addr in self.config.peers.clone() {
             let Some(peer) = peer_of(&addr) else { continue };
-            if self.connected.contains(&peer) {
+            // A configured peer that is not (or no longer) a member is not dialed.
+            if self.connected.contains(&peer) || !self.config.members.contains_key(&peer) {
                 continue;
             }
             let opts = DialOpts::peer_id(peer)
@@ -419,10 +578,41 @@ impl NetworkTask {
         }
     }
 
+    /// Adds an encoded transaction to the batch being gathered; publishes the batch when
+    /// it is full, otherwise at the latest [`TX_GOSSIP_LINGER`] after its first one.
+    fn queue_tx(&mut self, bytes: Vec<u8>) {
+        if self.tx_batch_bytes + bytes.len() > MAX_TX_BATCH_BYTES {
+            self.publish_txs();
+        }
+        self.tx_batch_bytes += bytes.len();
+        self.tx_batch.push(bytes);
+        if self.tx_batch.len() >= MAX_TX_GOSSIP_BATCH {
+            self.publish_txs();
+        } else if self.tx_flush_at.is_none() {
+            self.tx_flush_at = Some(tokio::time::Instant::now() + TX_GOSSIP_LINGER);
+        }
+    }
+
+    /// Publishes the gathered transactions, if any, as one message.
+    fn publish_txs(&mut self) {
+        self.tx_flush_at = None;
+        self.tx_batch_bytes = 0;
+        if self.tx_batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.tx_batch);
+        self.publish(TOPIC_TX, encode_tx_batch(&batch));
+    }
+
     fn command(&mut self, command: NetCommand) {
         match command {
-            NetCommand::PublishConsensus(bytes) => self.publish(TOPIC_CONSENSUS, bytes),
-            NetCommand::PublishTx(bytes) => self.publish(TOPIC_TX, bytes),
+            NetCommand::PublishConsensus(bytes) => {
+                // Transactions first: a proposal must not overtake what it carries.
+                self.publish_txs();
+                self.publish(TOPIC_CONSENSUS, bytes)
+            }
+            NetCommand::PublishTx(bytes) => self.queue_tx(bytes),
+            NetCommand::Respond { channel, response } => self.respond(channel, response),
             NetCommand::Request {
                 peer,
                 request,
@@ -450,6 +640,45 @@ impl NetworkTask {
         }
     }
 
+    /// Replaces the allow-list: removed members' nodes are disconnected at once and
+    /// refused from now on; admitted members' nodes may connect.
+    fn set_members(&mut self, members: HashMap<PeerId, Member>) {
+        if members.len() > MAX_MEMBERS {
+            tracing::error!(
+                count = members.len(),
+                "membership update over the bound of {MAX_MEMBERS} members ignored"
+            );
+            return;
+        }
+        let local = *self.swarm.local_peer_id();
+        let delta = membership_delta(&self.config.members, &members, &local);
+        for peer in &delta.removed {
+            let code = self.config.members.get(peer).map(|m| m.code.clone());
+            let behaviour = self.swarm.behaviour_mut();
+            behaviour.allowed.disallow_peer(*peer);
+            behaviour.gossipsub.blacklist_peer(peer);
+            let was_connected = self.connected.remove(peer);
+            tracing::warn!(
+                %peer,
+                administration = ?code,
+                was_connected,
+                "member removed on the ledger: its node is disconnected and refused from now on"
+            );
+        }
+        for peer in &delta.added {
+            let behaviour = self.swarm.behaviour_mut();
+            behaviour.allowed.allow_peer(*peer);
+            behaviour.gossipsub.remove_blacklisted_peer(peer);
+            tracing::warn!(
+                %peer,
+                administration = ?members.get(peer).map(|m| &m.code),
+                "member admitted on the ledger: its node may connect"
+            );
+        }
+        self.config.members = members;
+        self.update_peers();
+    }
+
     fn event(&mut self, event: SwarmEvent<CarnetBehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -460,6 +689,11 @@ impl NetworkTask {
                 num_established,
                 ..
             } if num_established.get() == 1 => {
+                if !self.config.members.contains_key(&peer_id) {
+                    // Established just before the peer was removed from the allow-list.
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
                 self.connected.insert(peer_id);
                 self.update_peers();
                 if let Some(member) = self.config.members.get(&peer_id) {
@@ -483,7 +717,7 @@ impl NetworkTask {
             } => {
                 if let libp2p::swarm::ListenError::Denied { cause } = &error {
                     self.metrics.refused_connections.inc();
-                    tracing::warn!(%send_back_addr, "refused connection from a peer outside the genesis members: {cause}");
+                    tracing::warn!(%send_back_addr, "refused connection from a peer outside the active members: {cause}");
                 } else {
                     tracing::debug!(%send_back_addr, "incoming connection failed: {error}");
                 }
@@ -538,7 +772,7 @@ impl NetworkTask {
             }
         } else if topic == TOPIC_TX {
             match decode_tx_gossip(&message.data) {
-                Ok(gossip) => self.inbound.transaction(&member, gossip),
+                Ok(batch) => self.inbound.transactions(&member, batch),
                 Err(e) => {
                     self.metrics.reject("tx_decode");
                     tracing::warn!(administration = %member.code, "undecodable transaction: {e}");
@@ -549,27 +783,50 @@ impl NetworkTask {
         }
     }
 
+    fn respond(
+        &mut self,
+        channel: request_response::ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    ) {
+        if self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, response)
+            .is_err()
+        {
+            tracing::debug!("response not sent: stream closed");
+        }
+    }
+
     fn sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let response = match self.config.members.get(&peer) {
+                    let reply = match self.config.members.get(&peer) {
                         Some(member) => self.inbound.request(member, request),
                         None => {
                             self.metrics.reject("request_from_non_member");
-                            SyncResponse::Nack("not a member".into())
+                            Reply::Now(SyncResponse::Nack("not a member".into()))
                         }
                     };
-                    if self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, response)
-                        .is_err()
-                    {
-                        tracing::debug!(%peer, "response not sent: stream closed");
+                    match reply {
+                        Reply::Now(response) => self.respond(channel, response),
+                        Reply::Later(answer) => {
+                            let Some(commands) = self.own_commands.upgrade() else {
+                                return;
+                            };
+                            tokio::spawn(async move {
+                                let response = answer.await.unwrap_or_else(|_| {
+                                    SyncResponse::Nack("the node dropped the request".into())
+                                });
+                                let _ = commands
+                                    .send(NetCommand::Respond { channel, response })
+                                    .await;
+                            });
+                        }
                     }
                 }
                 request_response::Message::Response {
@@ -598,5 +855,129 @@ impl NetworkTask {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::admin;
+
+    fn peer(seed: u8) -> PeerId {
+        crate::config::peer_id_of(&admin("ZZ", seed).node_key.0).unwrap()
+    }
+
+    fn codes(members: &HashMap<PeerId, Member>) -> Vec<String> {
+        let mut codes: Vec<String> = members.values().map(|m| m.code.0.clone()).collect();
+        codes.sort();
+        codes
+    }
+
+    #[test]
+    fn transaction_batches_decode_as_published_and_are_bounded() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let gossip = |nonce: u64| TxGossip {
+            tx: carnet_contracts::Transaction {
+                chain_id: "test".into(),
+                signer: carnet_contracts::PublicKey(key.verifying_key().to_bytes()),
+                officer: None,
+                nonce,
+                expires_at_ms: 1,
+                action: carnet_contracts::Action::AcceptAgreement {
+                    id: carnet_contracts::AgreementId([1; 16]),
+                },
+            }
+            .sign(&key),
+            ciphertext: nonce.is_multiple_of(2).then(|| vec![nonce as u8; 10]),
+        };
+        let items: Vec<Vec<u8>> = (0..3).map(|n| crate::storage::encode(&gossip(n))).collect();
+        let batch = decode_tx_gossip(&encode_tx_batch(&items)).unwrap();
+        assert_eq!(batch.len(), 3);
+        for (n, g) in batch.iter().enumerate() {
+            assert_eq!(g.tx, gossip(n as u64).tx);
+            assert_eq!(g.ciphertext, gossip(n as u64).ciphertext);
+        }
+        let too_many = vec![items[0].clone(); MAX_TX_GOSSIP_BATCH + 1];
+        assert!(decode_tx_gossip(&encode_tx_batch(&too_many)).is_err());
+        assert!(decode_tx_gossip(&encode_tx_batch(&[])).is_err());
+        let mut truncated = encode_tx_batch(&items);
+        truncated.pop();
+        assert!(decode_tx_gossip(&truncated).is_err());
+        assert!(decode_tx_gossip(&[1, 0]).is_err());
+    }
+
+    #[test]
+    fn allow_list_holds_exactly_the_active_members_of_the_ledger() {
+        let mut xd = admin("XD", 40);
+        xd.active = false;
+        let ledger = vec![admin("XA", 10), admin("XB", 20), xd, admin("XE", 50)];
+        let validators: Vec<AdminCode> = ["XA", "XB", "XC", "XD"]
+            .iter()
+            .map(|c| AdminCode((*c).into()))
+            .collect();
+        let members = members_from_ledger(&ledger, &validators).unwrap();
+        assert_eq!(codes(&members), ["XA", "XB", "XE"]);
+        assert!(!members.contains_key(&peer(40)), "removed XD refused");
+        assert_eq!(members[&peer(10)].validator, Some(0));
+        assert_eq!(members[&peer(20)].validator, Some(1));
+        assert_eq!(
+            members[&peer(50)].validator,
+            None,
+            "XE admitted, not a validator"
+        );
+    }
+
+    #[test]
+    fn a_removal_and_an_admission_on_the_ledger_change_the_allow_list() {
+        let validators: Vec<AdminCode> = ["XA", "XB", "XC", "XD"]
+            .iter()
+            .map(|c| AdminCode((*c).into()))
+            .collect();
+        let mut ledger = vec![
+            admin("XA", 10),
+            admin("XB", 20),
+            admin("XC", 30),
+            admin("XD", 40),
+        ];
+        let before = members_from_ledger(&ledger, &validators).unwrap();
+        ledger[3].active = false;
+        ledger.push(admin("XE", 50));
+        let after = members_from_ledger(&ledger, &validators).unwrap();
+        let local = peer(10);
+        let delta = membership_delta(&before, &after, &local);
+        assert_eq!(delta.removed, vec![peer(40)]);
+        assert_eq!(delta.added, vec![peer(50)]);
+        assert_eq!(
+            membership_delta(&after, &after, &local),
+            MembershipDelta::default(),
+            "an unchanged ledger changes nothing"
+        );
+    }
+
+    #[test]
+    fn the_local_node_is_never_on_its_own_allow_list_delta() {
+        let validators = vec![AdminCode("XA".into())];
+        let ledger = vec![admin("XA", 10), admin("XB", 20)];
+        let before = members_from_ledger(&ledger, &validators).unwrap();
+        let mut removed = ledger.clone();
+        removed[0].active = false;
+        let after = members_from_ledger(&removed, &validators).unwrap();
+        let delta = membership_delta(&before, &after, &peer(10));
+        assert_eq!(delta, MembershipDelta::default());
+    }
+
+    #[test]
+    fn a_bad_node_key_or_too_many_administrations_is_an_error() {
+        let not_a_point = (0u8..=255)
+            .map(|b| [b; 32])
+            .find(|k| crate::config::peer_id_of(k).is_none())
+            .expect("some byte pattern is not an ed25519 point");
+        let mut bad = admin("XA", 10);
+        bad.node_key = carnet_contracts::PublicKey(not_a_point);
+        let err = members_from_ledger(&[bad], &[]).unwrap_err();
+        assert!(err.contains("XA"), "{err}");
+        let many = vec![admin("XA", 10); MAX_MEMBERS + 1];
+        let err = members_from_ledger(&many, &[]).unwrap_err();
+        assert!(err.contains("bound"), "{err}");
     }
 }

@@ -287,12 +287,46 @@ fn draw_keys() -> Result<(DocumentKeys, [u8; 24]), ApiError> {
     Ok((keys, nonce))
 }
 
-/// Keeps the keys of a new version in the vault before its transaction leaves the node
-/// (a failed vault write stops the node).
-fn keep_keys(s: &Shared, id: &DocumentId, version: u32, keys: &DocumentKeys) {
-    if let Err(e) = s.vault.put(id, version, keys) {
-        crate::storage::fatal("storing document keys in the vault", &e);
+/// Keeps the keys of a new version in the vault before its transaction leaves the node:
+/// returns once they are durable. Concurrent submissions share one synced write (the
+/// vault's group commit), waited for here without holding an async worker. 503 when too
+/// many puts wait; a failed vault write stops the node.
+async fn keep_keys(
+    s: &Shared,
+    id: &DocumentId,
+    version: u32,
+    keys: &DocumentKeys,
+) -> Result<(), ApiError> {
+    use crate::vault::VaultError;
+    let answer = match s.vault.put_queued(id, version, keys) {
+        Ok(answer) => answer,
+        Err(VaultError::Busy(waiting)) => {
+            s.metrics.reject("vault_busy");
+            return Err(ApiError::unavailable(format!(
+                "node overloaded: {waiting} document keys waiting for a durable write"
+            )));
+        }
+        Err(e) => crate::storage::fatal("storing document keys in the vault", &e),
+    };
+    match answer.await.unwrap_or(Err(VaultError::Abandoned)) {
+        Ok(()) => Ok(()),
+        Err(e) => crate::storage::fatal("storing document keys in the vault", &e),
     }
+}
+
+/// 503 (with `Retry-After`) before any key is drawn or kept when the mempool is full:
+/// the transaction would be refused, and the sealing and the durable key write with it
+/// would be wasted exactly when the node is overloaded.
+fn refuse_when_full(s: &Shared) -> Result<(), ApiError> {
+    let pool = s.mempool();
+    if pool.is_full() {
+        s.metrics.reject("mempool_full");
+        return Err(ApiError::unavailable(format!(
+            "node overloaded: {}",
+            pool.overloaded()
+        )));
+    }
+    Ok(())
 }
 
 /// Forgets the keys of a version the ledger refused (nothing else can open anything
@@ -366,6 +400,7 @@ pub(super) async fn submit(
     check_payload(&terms, kind, &value).map_err(|v| ApiError::bad_input(v.to_string()))?;
     drop(value);
     let ucr_key = agreement_ucr_key(&s, &terms)?;
+    refuse_when_full(&s)?;
 
     let (keys, nonce) = draw_keys()?;
     let mut id = [0u8; 16];
@@ -373,7 +408,7 @@ pub(super) async fn submit(
     let id = DocumentId(id);
     let sealed = seal(payload.as_bytes(), &keys, nonce, &id, 1, kind).map_err(internal)?;
     drop(payload);
-    keep_keys(&s, &id, 1, &keys);
+    keep_keys(&s, &id, 1, &keys).await?;
     let tx = s.node_tx(
         Some(caller.key),
         Action::SubmitUnderAgreement {
@@ -685,11 +720,12 @@ pub(super) async fn amend(
     }
     drop(value);
     let version = latest.version.saturating_add(1);
+    refuse_when_full(&s)?;
     let (keys, nonce) = draw_keys()?;
     let sealed =
         seal(payload.as_bytes(), &keys, nonce, &id, version, latest.kind).map_err(internal)?;
     drop(payload);
-    keep_keys(&s, &id, version, &keys);
+    keep_keys(&s, &id, version, &keys).await?;
     let tx = s.node_tx(
         Some(caller.key),
         Action::AmendDocument {
@@ -837,4 +873,90 @@ pub(super) async fn ack(
         "administration": s.admin.as_str(),
         "height": height,
     })))
+}
+
+#[cfg(test)]
+mod overload_tests {
+    use axum::http::{Method, StatusCode};
+    use carnet_contracts::{Action, DocumentId, PublicKey, Transaction};
+    use ed25519_dalek::SigningKey;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use super::super::tests::{export_body, signed, timestamp_ms, xa_admin, Net, CHAIN};
+    use crate::node::now_ms;
+    use crate::storage::CF_VAULT;
+
+    /// A valid transaction that only fills the mempool (no block is built: the test
+    /// network finalizes only when an admission through the node wakes it).
+    fn filler(nonce: u64, key: &SigningKey) -> carnet_contracts::SignedTransaction {
+        Transaction {
+            chain_id: CHAIN.into(),
+            signer: PublicKey(key.verifying_key().to_bytes()),
+            officer: None,
+            nonce,
+            expires_at_ms: now_ms() + 60_000,
+            action: Action::RecordAccess {
+                document: DocumentId([1; 16]),
+                version: 1,
+                officer: PublicKey([2; 32]),
+                purpose: "filler".into(),
+            },
+        }
+        .sign(key)
+    }
+
+    #[tokio::test]
+    async fn a_full_mempool_answers_503_with_retry_after_and_keeps_nothing() {
+        let net = Net::new();
+        let node = net.node("XA");
+        let key = SigningKey::from_bytes(&[77; 32]);
+        let mut nonce = 0;
+        while !node.shared.mempool().is_full() {
+            let batch = (0..100).map(|_| {
+                nonce += 1;
+                (filler(nonce, &key), None)
+            });
+            let results = node.shared.mempool().admit_batch(batch.collect());
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+        }
+        let pooled = node.shared.mempool().len();
+        let vault_keys = node
+            .store
+            .scan_prefix(CF_VAULT, &[], 100_000)
+            .unwrap()
+            .len();
+
+        let payload = json!({"UCR": "UCR-FULL", "CommodityCode": "7208", "Quantity": 3});
+        let body = serde_json::to_vec(&export_body("UCR-FULL", &["XB"], payload)).unwrap();
+        let request = signed(
+            &xa_admin(),
+            Method::POST,
+            "/v1/documents",
+            body,
+            timestamp_ms(),
+        );
+        let response = node.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get("retry-after").map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(answer["error"]["code"], "unavailable", "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("mempool is full"), "{message}");
+        // Nothing was admitted and no key was kept for the refused document.
+        assert_eq!(node.shared.mempool().len(), pooled);
+        assert_eq!(
+            node.store
+                .scan_prefix(CF_VAULT, &[], 100_000)
+                .unwrap()
+                .len(),
+            vault_keys
+        );
+    }
 }
