@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use carnet_consensus::{Block, Certificate, Digest, Height, SafetyRecord, View};
 use rocksdb::{
-    BlockBasedOptions, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions,
-    WriteBatch, WriteOptions, DB,
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+    WriteOptions, DB,
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,10 +45,6 @@ const META_GENESIS: &[u8] = b"genesis";
 const META_GENESIS_HEAD: &[u8] = b"genesis_head";
 /// Largest record this module decodes from disk (a block with its certificate).
 const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
-/// The block cache shared by every column family (data, index and filter blocks).
-const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
-/// Bloom filter bits per key (≈ 1 % false positives).
-const BLOOM_BITS_PER_KEY: f64 = 10.0;
 
 /// Errors of the store. Any write error leaves the node inoperable.
 #[derive(Debug, thiserror::Error)]
@@ -194,19 +190,8 @@ impl Store {
         options.set_wal_size_limit_mb(0);
         options.set_max_total_wal_size(64 * 1024 * 1024);
         options.set_keep_log_file_num(10);
-        // Point lookups dominate (transaction locations on every admission, document
-        // records, ciphertexts, vault keys): a bloom filter per SST answers most misses
-        // without a data block read, and one block cache shared by every column family
-        // holds data, index and filter blocks within a stated bound.
-        let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let cfs = ALL_CFS.iter().map(|name| {
-            let mut table = BlockBasedOptions::default();
-            table.set_block_cache(&cache);
-            table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
-            table.set_cache_index_and_filter_blocks(true);
-            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
             let mut cf = Options::default();
-            cf.set_block_based_table_factory(&table);
             cf.set_paranoid_checks(true);
             if *name == CF_PAYLOADS {
                 cf.set_compression_type(rocksdb::DBCompressionType::None);
