@@ -97,6 +97,20 @@ pub enum Command {
         #[arg(long, value_name = "KEY")]
         officer: Option<String>,
     },
+    /// Equivocation evidence on the ledger: validators that signed two conflicting
+    /// consensus votes in one view, as reported by the members' nodes.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvidenceCommand {
+    /// List the recorded equivocations (any officer), by accused then view.
+    List {
+        /// Only those of this administration's validator (e.g. XD).
+        #[arg(long, value_name = "CODE")]
+        accused: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -828,6 +842,21 @@ mod tests {
             refused(&["audit", "--doc", RID, "--officer", "ab"]),
             ErrorKind::ArgumentConflict
         );
+    }
+
+    #[test]
+    fn evidence_list_takes_an_optional_accused() {
+        match parse(&["evidence", "list", "--accused", "XD"])
+            .unwrap()
+            .command
+        {
+            Command::Evidence(EvidenceCommand::List { accused }) => {
+                assert_eq!(accused.as_deref(), Some("XD"))
+            }
+            other => panic!("not evidence list: {other:?}"),
+        }
+        assert!(parse(&["evidence", "list"]).is_ok());
+        assert!(parse(&["evidence"]).is_err());
     }
 
     #[test]

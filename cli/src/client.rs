@@ -58,8 +58,14 @@ pub struct Status {
     #[serde(default)]
     pub last_block_hash: Option<String>,
     pub view: u64,
-    /// Number of validators in the network.
+    /// Number of validators in the current consensus epoch.
     pub validators: u64,
+    /// The current consensus epoch (the validator set changes only between epochs).
+    #[serde(default)]
+    pub epoch: u64,
+    /// Administrations of the current epoch's validators, by validator index.
+    #[serde(default)]
+    pub validator_set: Vec<String>,
     /// Number of peers this node is connected to.
     pub peers: u64,
 }

@@ -7,11 +7,11 @@
 //! to `out` when the payload is the output, or print a secret.
 
 use crate::args::{
-    AgreementCommand, Cli, Command, DocCommand, KeysCommand, MemberCommand, OfficerCommand,
-    OutputArg, RequestCommand, UcrCommand, VoteArg, WatchArgs,
+    AgreementCommand, Cli, Command, DocCommand, EvidenceCommand, KeysCommand, MemberCommand,
+    OfficerCommand, OutputArg, RequestCommand, UcrCommand, VoteArg, WatchArgs,
 };
 use crate::client::{now_ms, NodeClient};
-use crate::commands::{self, agreement, audit, member, officer, request, ucr, watch};
+use crate::commands::{self, agreement, audit, evidence, member, officer, request, ucr, watch};
 use crate::error::CliError;
 use crate::output::{self, Format};
 use crate::profile::{self, Profile};
@@ -134,7 +134,15 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
                         s.last_block_hash.clone().unwrap_or_default(),
                     ),
                     ("view", s.view.to_string()),
-                    ("validators", s.validators.to_string()),
+                    ("epoch", s.epoch.to_string()),
+                    (
+                        "validators",
+                        if s.validator_set.is_empty() {
+                            s.validators.to_string()
+                        } else {
+                            s.validator_set.join(" ")
+                        },
+                    ),
                     ("peers", s.peers.to_string()),
                 ])
             })
@@ -156,6 +164,13 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             match format {
                 Format::Json => io.json(&serde_json::json!({ "accesses": accesses })),
                 Format::Table => io.out(&output::render_accesses(&accesses)),
+            }
+        }
+        Command::Evidence(EvidenceCommand::List { accused }) => {
+            let records = evidence::list(&client(cli)?, accused.as_deref())?;
+            match format {
+                Format::Json => io.json(&serde_json::json!({ "evidence": records })),
+                Format::Table => io.out(&evidence::render(&records)),
             }
         }
     }

@@ -35,6 +35,14 @@ pub struct Config {
     pub max_views_ahead: u64,
     /// Largest accepted block payload in bytes.
     pub max_block_bytes: usize,
+    /// Last height of this engine's epoch (`None`: the engine never ends). Above it
+    /// only empty *boundary blocks* are proposed and notarized: they exist so that the
+    /// block at `last_height` is finalized even when its own view was also nullified
+    /// (a descendant's finalization finalizes it). They are never delivered as
+    /// [`Output::Finalized`]. Once `last_height` is finalized the engine is
+    /// [`Engine::finished`] and ignores every input; the application then starts the
+    /// next epoch's engine on that block.
+    pub last_height: Option<Height>,
 }
 
 impl Config {
@@ -48,6 +56,7 @@ impl Config {
             retry_timeout_ms: 5_000,
             max_views_ahead: 64,
             max_block_bytes: 4 * 1024 * 1024,
+            last_height: None,
         }
     }
 }
@@ -225,6 +234,12 @@ pub struct Engine<S: Signer> {
     /// View in which we last asked peers for missing certificates (once per view and
     /// per retry).
     cert_request_sent_in: Option<View>,
+    /// The block at `config.last_height` is finalized: the epoch is over.
+    finished: bool,
+    /// The boundary blocks (above `last_height`) through which the block at
+    /// `last_height` was finalized, in height order; empty when it was finalized by a
+    /// certificate of its own.
+    boundary: Vec<Block>,
 }
 
 impl<S: Signer> std::fmt::Debug for Engine<S> {
@@ -258,6 +273,9 @@ impl<S: Signer> Engine<S> {
         }
         let highest_voted = safety.keys().next_back().copied().unwrap_or(0);
         let view = highest_voted.max(last_finalized.view + 1);
+        let finished = config
+            .last_height
+            .is_some_and(|last| last_finalized.height >= last);
         Engine {
             config,
             signer,
@@ -271,13 +289,34 @@ impl<S: Signer> Engine<S> {
             last_finalization,
             finalize_target: None,
             cert_request_sent_in: None,
+            finished,
+            boundary: Vec::new(),
         }
+    }
+
+    /// The block at `config.last_height` is finalized; every further input is ignored.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The boundary blocks that carried finality to the epoch's last block: with its
+    /// certificate they prove that block final to anyone holding this epoch's set
+    /// (parent links from the last block to the certified one, all payloads empty).
+    pub fn boundary_blocks(&self) -> &[Block] {
+        &self.boundary
+    }
+
+    /// Whether a block at `height` lies beyond this engine's epoch.
+    fn beyond_epoch(&self, height: Height) -> bool {
+        self.config.last_height.is_some_and(|last| height > last)
     }
 
     /// Enters the initial view: arms its timers and, if we lead it, asks for a payload.
     pub fn start(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
-        self.arm_view(&mut out);
+        if !self.finished {
+            self.arm_view(&mut out);
+        }
         out
     }
 
@@ -335,6 +374,9 @@ impl<S: Signer> Engine<S> {
     /// Processes one input. `Err` means it was rejected and nothing changed.
     pub fn handle(&mut self, input: Input) -> Result<Vec<Output>, ConsensusError> {
         let mut out = Vec::new();
+        if self.finished {
+            return Ok(out);
+        }
         match input {
             Input::Message { from, message } => match message {
                 Message::Proposal { block, vote } => self.on_proposal(block, vote, &mut out)?,
@@ -582,6 +624,11 @@ impl<S: Signer> Engine<S> {
             self.fetch(parent, out);
             return;
         };
+        if self.beyond_epoch(height) {
+            // A boundary block: empty, built here, never asked of the application.
+            self.propose_block(view, parent, height, Vec::new(), out);
+            return;
+        }
         self.view_state(view).proposal_requested = Some((parent, height));
         out.push(Output::RequestProposal {
             view,
@@ -614,6 +661,19 @@ impl<S: Signer> Engine<S> {
         }) else {
             return Ok(());
         };
+        self.propose_block(view, parent, height, payload, out);
+        Ok(())
+    }
+
+    /// Signs our notarize for our own proposal and broadcasts both.
+    fn propose_block(
+        &mut self,
+        view: View,
+        parent: Digest,
+        height: Height,
+        payload: Vec<u8>,
+        out: &mut Vec<Output>,
+    ) {
         let block = Block {
             view,
             height,
@@ -622,7 +682,7 @@ impl<S: Signer> Engine<S> {
         };
         let digest = block.digest();
         let Some(vote) = self.cast(VoteKind::Notarize, view, Some(digest), out) else {
-            return Ok(());
+            return;
         };
         self.blocks.insert(digest, block.clone());
         self.verdicts.insert(digest, (view, Some(true)));
@@ -632,7 +692,6 @@ impl<S: Signer> Engine<S> {
             vote: vote.clone(),
         }));
         self.add_vote(vote, out);
-        Ok(())
     }
 
     // ----------------------------------------------------------------- inbound
@@ -654,6 +713,12 @@ impl<S: Signer> Engine<S> {
             return Err(ConsensusError::PayloadTooLarge {
                 size: block.payload.len(),
                 max: self.config.max_block_bytes,
+            });
+        }
+        if self.beyond_epoch(block.height) && !block.payload.is_empty() {
+            return Err(ConsensusError::BeyondEpoch {
+                height: block.height,
+                last_height: self.config.last_height.unwrap_or(Height::MAX),
             });
         }
         self.check_window(block.view)?;
@@ -965,6 +1030,11 @@ impl<S: Signer> Engine<S> {
             return;
         }
         match self.verdicts.get(&digest) {
+            // Boundary blocks are empty (checked on receipt): nothing to ask.
+            None if self.beyond_epoch(block.height) => {
+                self.verdicts.insert(digest, (view, Some(true)));
+                self.try_notarize(out);
+            }
             None => {
                 self.verdicts.insert(digest, (view, None));
                 out.push(Output::VerifyBlock { block });
@@ -1119,6 +1189,12 @@ impl<S: Signer> Engine<S> {
         if block.view <= self.last_finalized.view {
             return Ok(());
         }
+        if self.beyond_epoch(block.height) {
+            return Err(ConsensusError::BeyondEpoch {
+                height: block.height,
+                last_height: self.config.last_height.unwrap_or(Height::MAX),
+            });
+        }
         verify_certificate(&self.config.validators, &self.config.namespace, &cert)?;
         let view = block.view;
         self.last_finalized = block;
@@ -1131,6 +1207,10 @@ impl<S: Signer> Engine<S> {
             self.finalize_target = None;
         }
         self.prune();
+        if self.config.last_height == Some(self.last_finalized.height) {
+            self.finished = true;
+            return Ok(());
+        }
         if view >= self.view {
             self.advance_past(view, out);
         }
@@ -1243,15 +1323,25 @@ impl<S: Signer> Engine<S> {
             height = block.height;
         }
         for block in chain {
-            out.push(Output::Finalized {
-                block: block.clone(),
-                finalization: target.clone(),
-            });
+            // Boundary blocks above the epoch's last height only carry finality to it.
+            if self.beyond_epoch(block.height) {
+                self.boundary.push(block.clone());
+            } else {
+                out.push(Output::Finalized {
+                    block: block.clone(),
+                    finalization: target.clone(),
+                });
+            }
             self.last_finalized = block;
         }
         self.last_finalization = Some(target);
         self.finalize_target = None;
         self.prune();
+        if let Some(last) = self.config.last_height {
+            if self.last_finalized.height >= last {
+                self.finished = true;
+            }
+        }
     }
 
     /// Keeps memory bounded: drop everything below the last finalized view.

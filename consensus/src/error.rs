@@ -50,6 +50,8 @@ pub enum ConsensusError {
     MalformedProposal(&'static str),
     #[error("proposal violates the parent rule: {0}")]
     ParentRule(&'static str),
+    #[error("block at height {height} carries a payload, but this epoch ends at height {last_height}: only empty boundary blocks may follow")]
+    BeyondEpoch { height: u64, last_height: u64 },
     #[error("payload of {size} bytes exceeds max_block_bytes {max}")]
     PayloadTooLarge { size: usize, max: usize },
     #[error("block {0:?} was not requested or does not match the requested digest")]

@@ -73,13 +73,17 @@
 )]
 
 mod engine;
+mod epoch;
 mod error;
+mod evidence;
 pub mod rules;
 mod types;
 mod validators;
 
 #[cfg(test)]
 mod engine_tests;
+#[cfg(test)]
+mod epoch_tests;
 #[cfg(test)]
 mod model;
 #[cfg(any(test, feature = "sim"))]
@@ -88,7 +92,9 @@ pub mod sim;
 mod sim_tests;
 
 pub use engine::{Config, Engine, Input, Output, Restored, TimerKind};
+pub use epoch::{epoch_namespace, Epoch, EpochSchedule};
 pub use error::{ConsensusError, SignerError};
+pub use evidence::{EvidenceError, MAX_EVIDENCE_BYTES};
 pub use types::{
     vote_message, Block, Certificate, Digest, Equivocation, Height, Message, SafetyRecord,
     SignedVote, ValidatorIndex, View, VoteKind, MAX_CERTIFICATE_REQUEST,

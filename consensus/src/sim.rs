@@ -412,6 +412,7 @@ impl Simulation {
             retry_timeout_ms: s.retry_timeout_ms,
             max_views_ahead: 32,
             max_block_bytes: 1024,
+            last_height: None,
         }
     }
 

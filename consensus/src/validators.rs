@@ -74,6 +74,22 @@ impl ValidatorSet {
             .and_then(|i| ValidatorIndex::try_from(i).ok())
     }
 
+    /// blake3 over the keys in index order: names the set in an epoch's namespace.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"carnet/consensus/validator-set/v1");
+        hasher.update(&(self.keys.len() as u64).to_le_bytes());
+        for key in &self.keys {
+            hasher.update(key.as_bytes());
+        }
+        *hasher.finalize().as_bytes()
+    }
+
+    /// The keys in index order.
+    pub fn keys(&self) -> &[VerifyingKey] {
+        &self.keys
+    }
+
     /// Bytes in a certificate's signer bitmap.
     pub fn bitmap_len(&self) -> usize {
         self.keys.len().div_ceil(8)

@@ -33,6 +33,7 @@
 //! | `grant/<doc id 16><code 2><request id 16>` | [`crate::request::AccessGrant`] |
 //! | `proposal/<id 16>` | [`crate::governance::Proposal`] |
 //! | `due/<height u64 BE><proposal id 16>` | empty (passed proposals waiting for their height) |
+//! | `equivocation/<accused code 2><view u64 BE>` | [`crate::evidence::EquivocationRecord`] |
 //!
 //! # Block order
 //!
@@ -53,7 +54,7 @@ use crate::tx::{Action, DocumentSubmission, SignedTransaction, Transaction};
 use crate::tx::{MAX_CIPHERTEXT_BYTES, MAX_TX_TTL_MS};
 use crate::types::{AdminCode, DocumentId, DocumentStatus, Hash32, PublicKey, Role};
 use crate::ContractError;
-use crate::{agreement, erasure, governance, lifecycle, officers, request};
+use crate::{agreement, erasure, evidence, governance, lifecycle, officers, request};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Most recipients of one document.
@@ -202,6 +203,8 @@ pub enum TxEvent {
     DocumentErased(erasure::ErasureRecord),
     DestructionAttested(erasure::AttestationRecord),
     DeliveryAcknowledged(lifecycle::DeliveryAck),
+    /// A validator's equivocation, reported by a member's node.
+    EquivocationRecorded(evidence::EquivocationRecord),
 }
 
 /// The result of a block: one receipt per transaction, in order, and the new app hash.
@@ -252,6 +255,7 @@ pub mod state_keys {
     pub const PROPOSAL: &[u8] = b"proposal/";
     pub const DUE: &[u8] = b"due/";
     pub const DELIVERY_ACK: &[u8] = b"ack/";
+    pub const EQUIVOCATION: &[u8] = b"equivocation/";
 
     fn join(parts: &[&[u8]]) -> Vec<u8> {
         parts.concat()
@@ -355,6 +359,16 @@ pub mod state_keys {
     }
     pub fn due(height: u64, id: &ProposalId) -> Vec<u8> {
         join(&[DUE, &height.to_be_bytes(), &id.0])
+    }
+    pub fn equivocation_prefix(accused: &AdminCode) -> Vec<u8> {
+        join(&[EQUIVOCATION, accused.as_str().as_bytes()])
+    }
+    pub fn equivocation(accused: &AdminCode, view: u64) -> Vec<u8> {
+        join(&[
+            EQUIVOCATION,
+            accused.as_str().as_bytes(),
+            &view.to_be_bytes(),
+        ])
     }
 }
 
@@ -691,7 +705,8 @@ impl From<StoreError> for TxFailure {
 
 /// Executes the transactions of a finalized block, in order.
 ///
-/// Signatures must have been verified by the caller (see [`crate::tx::verify_batch`]).
+/// Signatures must have been verified by the caller (see [`crate::tx::verify_batch`]),
+/// and so must the evidence of every `ReportEquivocation` ([`crate::evidence`]).
 /// A transaction that breaks a rule gets an `Err` receipt and writes nothing; the block
 /// still executes. `Err` is returned only when the state cannot be read or is corrupt,
 /// or `ctx.height` is not the next height; then nothing has been written.
@@ -959,6 +974,7 @@ impl<S: StateStore> Rules<'_, '_, S> {
             Action::AcknowledgeDelivery { document, version } => {
                 self.acknowledge_delivery(tx, &signer, document, *version)?
             }
+            Action::ReportEquivocation(report) => self.report_equivocation(tx, &signer, report)?,
         };
         writes.push((
             state_keys::seen_hash(tx_hash),
@@ -1259,6 +1275,7 @@ pub mod query {
 
     pub use crate::agreement::{agreement, agreements, covering_agreements, resolve_agreement};
     pub use crate::erasure::{erasure_record, erasure_status, expiring_documents};
+    pub use crate::evidence::equivocations;
     pub use crate::governance::{proposal, proposals, validator_set};
     pub use crate::lifecycle::{document_history, document_meta};
     pub use crate::officers::{access_log_by_officer, officers_of};

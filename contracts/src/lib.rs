@@ -18,6 +18,7 @@ pub mod block;
 pub mod codec;
 pub mod envelope;
 pub mod erasure;
+pub mod evidence;
 pub mod execute;
 pub mod governance;
 pub mod hex32;

@@ -83,4 +83,16 @@ pub struct Genesis {
     /// e.g. the default agreement among all members of a testnet.
     #[serde(default)]
     pub agreements: Vec<crate::agreement::Agreement>,
+    /// Heights per consensus epoch: the validator set follows membership changes at
+    /// the first epoch boundary at or after the height they take effect (ADR 0011).
+    #[serde(default = "default_epoch_length_blocks")]
+    pub epoch_length_blocks: u64,
+}
+
+/// Epoch length when genesis names none: with a block every second when idle, a
+/// membership change reaches the validator set within about four minutes.
+pub const DEFAULT_EPOCH_LENGTH_BLOCKS: u64 = 256;
+
+fn default_epoch_length_blocks() -> u64 {
+    DEFAULT_EPOCH_LENGTH_BLOCKS
 }

@@ -7,6 +7,7 @@
 use crate::agreement::Agreement;
 use crate::codec;
 use crate::erasure::DestructionAttestation;
+pub use crate::evidence::EquivocationReport;
 use crate::request::{Matter, RequestAnswer};
 use crate::types::{
     AdminCode, AgreementId, DocumentId, DocumentKind, Hash32, ProposalId, PublicKey, RequestId,
@@ -117,6 +118,10 @@ pub enum Action {
     /// A recipient administration acknowledges that a document version pushed to it
     /// (`GET /v1/events`) reached its systems. Once per administration and version.
     AcknowledgeDelivery { document: DocumentId, version: u32 },
+    /// A member's node reports that a validator signed two conflicting consensus votes
+    /// in one view. Signed by the reporting node's key; no officer. The evidence is
+    /// verified by the node before execution ([`crate::evidence`]).
+    ReportEquivocation(EquivocationReport),
 }
 
 impl Action {

@@ -82,6 +82,7 @@ fn genesis() -> Genesis {
             active: true,
         }],
         agreements: Vec::new(),
+        epoch_length_blocks: carnet_contracts::DEFAULT_EPOCH_LENGTH_BLOCKS,
     }
 }
 
@@ -166,6 +167,7 @@ fn commit(store: &Store, head: &Head, txs: Vec<SignedTransaction>) -> Head {
     store
         .commit_block(BlockWrite {
             stored: Some(StoredBlock {
+                boundary: Vec::new(),
                 block,
                 finalization,
                 app_hash: executed.app_hash,

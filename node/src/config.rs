@@ -351,35 +351,34 @@ impl NodeHome {
         // UCR keys are per agreement, wrapped on the ledger; a `ucr.key` left in the home
         // by an older version is not read.
 
-        let member = genesis
+        // An administration outside genesis is a candidate for admission by vote: its
+        // node follows the chain once the members admit it (its keys are checked against
+        // the ledger's record then). A genesis member's keys must match genesis.
+        if let Some(member) = genesis
             .administrations
             .iter()
             .find(|a| a.code.as_str() == config.administration)
-            .ok_or_else(|| {
-                invalid(
-                    &genesis_path,
-                    format!("administration {} is not a member", config.administration),
-                )
-            })?;
-        if member.node_key.0 != node_pub {
-            return Err(invalid(
-                &node_path,
-                "node key differs from the genesis record",
-            ));
-        }
-        if let Some(key) = &validator_key {
-            if member.validator_key.0 != key.verifying_key().to_bytes() {
+        {
+            if member.node_key.0 != node_pub {
                 return Err(invalid(
-                    &validator_path,
-                    "validator key differs from the genesis record",
+                    &node_path,
+                    "node key differs from the genesis record",
                 ));
             }
-        }
-        if member.encryption_key != enc_pub {
-            return Err(invalid(
-                &enc_path,
-                "encryption key differs from the genesis record",
-            ));
+            if let Some(key) = &validator_key {
+                if member.validator_key.0 != key.verifying_key().to_bytes() {
+                    return Err(invalid(
+                        &validator_path,
+                        "validator key differs from the genesis record",
+                    ));
+                }
+            }
+            if member.encryption_key != enc_pub {
+                return Err(invalid(
+                    &enc_path,
+                    "encryption key differs from the genesis record",
+                ));
+            }
         }
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -551,6 +550,7 @@ mod tests {
             }],
             officers: Vec::new(),
             agreements: Vec::new(),
+            epoch_length_blocks: carnet_contracts::DEFAULT_EPOCH_LENGTH_BLOCKS,
         };
         fs::write(
             home.join("genesis.json"),

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use carnet_consensus::{
-    verify_certificate, Block, Certificate, Digest, Engine, Input, Message, Output, TimerKind,
-    ValidatorIndex, View, VoteKind,
+    verify_certificate, Block, Certificate, Config as EngineConfig, Digest, Engine, Input, Message,
+    Output, Restored, TimerKind, ValidatorIndex, View, VoteKind,
 };
 use carnet_contracts::block::{BlockBody, MAX_BLOCK_TXS};
 use carnet_contracts::execute::TxEvent;
@@ -22,7 +22,7 @@ use carnet_contracts::AdminCode;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::hsm_signer::ValidatorSigner;
+use crate::hsm_signer::{EpochSigner, ValidatorSigner};
 use crate::node::{now_ms, Shared, TxOutcome};
 use crate::p2p::{NetCommand, SyncRequest, SyncResponse};
 use crate::storage::{fatal, BlockWrite, Head, StoredBlock, TxLocation};
@@ -46,6 +46,21 @@ const SYNC_PERIOD: Duration = Duration::from_secs(2);
 const SYNC_STALL: Duration = Duration::from_secs(3);
 /// A finalization this many views ahead of ours triggers catch-up at once.
 const SYNC_VIEW_GAP: u64 = 8;
+/// Most boundary blocks accepted as proof that an epoch's last block is final.
+const MAX_BOUNDARY_BLOCKS: usize = 64;
+
+/// What the driver needs to run an engine in every epoch that names this
+/// administration.
+pub struct DriverConfig {
+    pub signer: Arc<ValidatorSigner>,
+    /// Public key of `signer`; an epoch naming another key for this administration
+    /// runs without this node as a validator (logged).
+    pub validator_public: [u8; 32],
+    pub empty_block_interval_ms: u64,
+    pub leader_timeout_ms: u64,
+    pub notarization_timeout_ms: u64,
+    pub retry_timeout_ms: u64,
+}
 
 /// Everything the driver reacts to.
 #[derive(Debug)]
@@ -89,7 +104,10 @@ struct RecentBlock {
 
 pub struct Driver {
     shared: Arc<Shared>,
-    engine: Engine<ValidatorSigner>,
+    /// The engine of the current epoch; `None` while this administration is not one of
+    /// its validators (the node then follows the chain by catch-up only).
+    engine: Option<Engine<EpochSigner>>,
+    config: DriverConfig,
     events: mpsc::Sender<DriverEvent>,
     head: Head,
     empty_block_interval_ms: u64,
@@ -114,17 +132,17 @@ impl std::fmt::Debug for Driver {
 impl Driver {
     pub fn new(
         shared: Arc<Shared>,
-        engine: Engine<ValidatorSigner>,
+        config: DriverConfig,
         events: mpsc::Sender<DriverEvent>,
         head: Head,
-        empty_block_interval_ms: u64,
     ) -> Self {
         Self {
             shared,
-            engine,
+            engine: None,
+            empty_block_interval_ms: config.empty_block_interval_ms,
+            config,
             events,
             head,
-            empty_block_interval_ms,
             pending_proposal: None,
             recent: HashMap::new(),
             timers: HashMap::new(),
@@ -136,8 +154,8 @@ impl Driver {
 
     /// Runs until the event queue closes.
     pub async fn run(mut self, mut rx: mpsc::Receiver<DriverEvent>) {
-        let outputs = self.engine.start();
-        self.execute_outputs(outputs);
+        // Restarting inside an epoch: the engine resumes from its safety records.
+        self.start_engine(true);
         let events = self.events.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SYNC_PERIOD);
@@ -150,11 +168,136 @@ impl Driver {
         });
         while let Some(event) = rx.recv().await {
             self.handle(event);
+            while self.head.height >= self.shared.epoch().last_height {
+                self.next_epoch();
+            }
         }
     }
 
+    /// Creates and starts the engine of the current epoch if it names this
+    /// administration with this node's validator key; otherwise runs without one.
+    /// `restore_safety`: resume from the persisted safety records (a restart inside the
+    /// epoch); at an epoch boundary they belong to the previous epoch and were cleared.
+    fn start_engine(&mut self, restore_safety: bool) {
+        for (_, handle) in self.timers.drain() {
+            handle.abort();
+        }
+        self.pending_proposal = None;
+        self.engine = None;
+        let epoch = self.shared.epoch();
+        let Some(index) = epoch.index_of(&self.shared.admin) else {
+            tracing::info!(
+                epoch = epoch.epoch,
+                administration = %self.shared.admin,
+                validators = ?epoch.admins,
+                "not a validator of this epoch: following the chain by catch-up"
+            );
+            return;
+        };
+        if epoch.keys[usize::from(index)].0 != self.config.validator_public {
+            tracing::error!(
+                epoch = epoch.epoch,
+                administration = %self.shared.admin,
+                "the ledger names another validator key for this administration than this \
+                 node's: not voting in this epoch"
+            );
+            return;
+        }
+        let last_finalized = if self.head.height == 0 {
+            None
+        } else {
+            match self.shared.store.block(self.head.height) {
+                Ok(Some(stored)) => Some((stored.block, stored.finalization)),
+                Ok(None) => fatal("the head block is missing", &self.head.height),
+                Err(e) => fatal("reading the head block", &e),
+            }
+        };
+        let safety = if restore_safety {
+            match self.shared.store.safety_records(0) {
+                Ok(records) => records,
+                Err(e) => fatal("reading the consensus safety records", &e),
+            }
+        } else {
+            Vec::new()
+        };
+        let mut config = EngineConfig::new(epoch.namespace.clone(), epoch.validators.clone());
+        config.leader_timeout_ms = self.config.leader_timeout_ms;
+        config.notarization_timeout_ms = self.config.notarization_timeout_ms;
+        config.retry_timeout_ms = self.config.retry_timeout_ms;
+        config.max_block_bytes = crate::p2p::MAX_GOSSIP_BYTES - 64 * 1024;
+        config.last_height = Some(epoch.last_height);
+        let signer = EpochSigner::new(self.config.signer.clone(), index);
+        let mut engine = Engine::new(
+            config,
+            signer,
+            Restored {
+                safety,
+                last_finalized,
+            },
+        );
+        tracing::info!(
+            epoch = epoch.epoch,
+            validator = index,
+            administration = %self.shared.admin,
+            validators = ?epoch.admins,
+            heights = ?(epoch.first_height, epoch.last_height),
+            "consensus starting"
+        );
+        let outputs = engine.start();
+        self.engine = Some(engine);
+        self.execute_outputs(outputs);
+    }
+
+    /// The head reached the last height of the epoch: derive the next epoch's set from
+    /// the committed ledger, record it, forget this epoch's safety records (its engine
+    /// never signs again) and start the next engine.
+    fn next_epoch(&mut self) {
+        let current = self.shared.epoch();
+        let members = match ledger::administrations(&self.shared.store) {
+            Ok(members) => members,
+            Err(e) => fatal("reading the members at an epoch boundary", &e),
+        };
+        let next =
+            match crate::epochs::from_members(&self.shared.genesis, current.epoch + 1, &members) {
+                Ok(next) => next,
+                Err(e) => fatal("deriving the next epoch's validator set", &e),
+            };
+        if let Err(e) = crate::epochs::persist(&self.shared.store, &next) {
+            fatal("recording the next epoch's validator set", &e);
+        }
+        if let Err(e) = self.shared.store.clear_safety() {
+            fatal("clearing the previous epoch's safety records", &e);
+        }
+        let changed = next.admins != current.admins || next.keys != current.keys;
+        if changed {
+            tracing::warn!(
+                epoch = next.epoch,
+                from_height = next.first_height,
+                before = ?current.admins,
+                after = ?next.admins,
+                "the validator set changes with the new epoch"
+            );
+        } else {
+            tracing::info!(
+                epoch = next.epoch,
+                from_height = next.first_height,
+                "new epoch"
+            );
+        }
+        self.shared.set_epoch(next);
+        // The network maps members to their validator index of the new epoch.
+        match self.shared.ledger_members() {
+            Ok(members) => self.shared.net().set_members(members),
+            Err(e) => fatal("reading the members at an epoch boundary", &e),
+        }
+        self.start_engine(false);
+    }
+
     fn feed(&mut self, input: Input) {
-        match self.engine.handle(input) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        match engine.handle(input) {
             Ok(outputs) => self.execute_outputs(outputs),
             Err(e) => {
                 use carnet_consensus::ConsensusError as E;
@@ -182,7 +325,10 @@ impl Driver {
                     // crawl view by view.
                     Message::Certificate(cert)
                         if cert.kind == VoteKind::Finalize
-                            && cert.view > self.engine.view() + SYNC_VIEW_GAP =>
+                            && self
+                                .engine
+                                .as_ref()
+                                .is_none_or(|e| cert.view > e.view() + SYNC_VIEW_GAP) =>
                     {
                         self.behind = true;
                         self.request_sync();
@@ -220,7 +366,10 @@ impl Driver {
                 self.sync_in_flight = false;
             }
             DriverEvent::SyncTick => {
-                if self.behind || self.last_progress.elapsed() >= SYNC_STALL {
+                if self.engine.is_none()
+                    || self.behind
+                    || self.last_progress.elapsed() >= SYNC_STALL
+                {
                     self.request_sync();
                 }
                 let pruned = self.shared.mempool().prune_expired(now_ms());
@@ -248,7 +397,7 @@ impl Driver {
                     #[cfg(feature = "byzantine")]
                     let messages = {
                         let (messages, extra_blocks) =
-                            crate::byzantine::outgoing(message, self.shared.namespace());
+                            crate::byzantine::outgoing(message, &self.shared.namespace());
                         for block in &extra_blocks {
                             self.remember(block);
                         }
@@ -308,6 +457,7 @@ impl Driver {
                         view = evidence.first.view,
                         "EQUIVOCATION: validator signed two conflicting votes"
                     );
+                    crate::evidence::report(&self.shared, &evidence);
                 }
                 Output::EnteredView { view } => {
                     self.shared.metrics.view.set(view as i64);
@@ -436,7 +586,7 @@ impl Driver {
         tracing::debug!(view, txs = body.txs.len(), "proposing");
         // A faulty build may propose an invalid payload instead (see byzantine.rs).
         #[cfg(feature = "byzantine")]
-        let payload = crate::byzantine::proposal_payload(body, view, &self.shared.validator_admins);
+        let payload = crate::byzantine::proposal_payload(body, view, &self.shared.epoch().admins);
         #[cfg(not(feature = "byzantine"))]
         let payload = body.encode();
         self.feed(Input::ProposalReady { view, payload });
@@ -445,9 +595,11 @@ impl Driver {
     /// Checks a proposed block's payload off the driver task; answers with `Verified`.
     fn verify(&mut self, block: Block) {
         self.remember(&block);
+        // After an epoch change, reports of the old epoch can no longer be verified.
+        crate::evidence::purge_stale_reports(&self.shared);
         let digest = block.digest();
         let parent_time = self.time_of(&block.parent).unwrap_or(self.head.time_ms);
-        let leader = self.engine.config().validators.leader(block.view);
+        let leader = self.shared.epoch().validators.leader(block.view);
         let expected_proposer = self.shared.validator_admin(leader);
         let shared = self.shared.clone();
         let events = self.events.clone();
@@ -523,11 +675,25 @@ impl Driver {
             Ok(body) => body,
             Err(e) => fatal("a finalized block does not decode", &e),
         };
-        self.commit(block, finalization, body);
+        // The epoch's last block may be final through boundary blocks: keep them as
+        // its proof for nodes that catch up.
+        let boundary = match &self.engine {
+            Some(engine) if finalization.digest != Some(block.digest()) => {
+                engine.boundary_blocks().to_vec()
+            }
+            _ => Vec::new(),
+        };
+        self.commit(block, finalization, body, boundary);
     }
 
     /// Executes a finalized block and writes it with everything it changes in one batch.
-    fn commit(&mut self, block: Block, finalization: Certificate, body: BlockBody) {
+    fn commit(
+        &mut self,
+        block: Block,
+        finalization: Certificate,
+        body: BlockBody,
+        boundary: Vec<Block>,
+    ) {
         let height = block.height;
         let mut executed = match ledger::execute(&self.shared.store, height, &body) {
             Ok(executed) => executed,
@@ -547,6 +713,9 @@ impl Driver {
             Err(e) => fatal("reading the key deliveries of a finalized block", &e),
         };
         let mut write = block_write(block.clone(), finalization, &body, &mut executed);
+        if let Some(stored) = write.stored.as_mut() {
+            stored.boundary = boundary;
+        }
         write.outbox.extend(
             deliveries
                 .iter()
@@ -724,19 +893,20 @@ impl Driver {
                     return;
                 }
             };
-            let cert = stored.finalization.clone();
-            let block = stored.block.clone();
-            self.commit(block, cert, body);
+            self.commit(stored.block, stored.finalization, body, stored.boundary);
         }
-        let (block, finalization) = match self.shared.store.block(self.head.height) {
-            Ok(Some(s)) => (s.block, s.finalization),
-            _ => return,
-        };
         tracing::info!(height = self.head.height, "caught up to height");
-        self.feed(Input::SyncFinalized {
-            block,
-            finalization,
-        });
+        // At the epoch's last block the next epoch's engine starts from it (see `run`).
+        if self.head.height < self.shared.epoch().last_height {
+            let (block, finalization) = match self.shared.store.block(self.head.height) {
+                Ok(Some(s)) => (s.block, s.finalization),
+                _ => return,
+            };
+            self.feed(Input::SyncFinalized {
+                block,
+                finalization,
+            });
+        }
         self.behind = full_batch;
         if self.behind {
             self.request_sync();
@@ -748,23 +918,53 @@ impl Driver {
 /// `head`, and a finalization certificate for that block verifies against the validator
 /// set. `None` if nothing in the batch is proven.
 fn verified_prefix(shared: &Shared, head: &Head, blocks: &[StoredBlock]) -> Option<usize> {
+    let epoch = shared.epoch();
     let mut expected_parent = head.digest;
     let mut digests = Vec::with_capacity(blocks.len());
     for (stored, height) in blocks.iter().zip(head.height + 1..) {
-        if stored.block.parent != expected_parent || stored.block.height != height {
+        // Blocks of the next epoch are verified once this one's last block is in.
+        if stored.block.parent != expected_parent
+            || stored.block.height != height
+            || height > epoch.last_height
+        {
             break;
         }
         expected_parent = stored.block.digest();
         digests.push(expected_parent);
     }
-    let validators = &shared.validators;
     (0..digests.len()).rev().find(|&i| {
-        let cert = &blocks[i].finalization;
-        cert.kind == VoteKind::Finalize
-            && cert.digest == Some(digests[i])
-            && cert.view == blocks[i].block.view
-            && verify_certificate(validators, shared.namespace(), cert).is_ok()
+        let stored = &blocks[i];
+        let cert = &stored.finalization;
+        let certified = if cert.digest == Some(digests[i]) {
+            cert.view == stored.block.view
+        } else {
+            stored.block.height == epoch.last_height
+                && boundary_proves(&stored.block, &stored.boundary, cert)
+        };
+        certified
+            && cert.kind == VoteKind::Finalize
+            && verify_certificate(&epoch.validators, &epoch.namespace, cert).is_ok()
     })
+}
+
+/// Whether `boundary` is a chain of empty blocks from `last` (an epoch's last block)
+/// up to the block `cert` names: then `cert` finalizes `last` (ADR 0011).
+fn boundary_proves(last: &Block, boundary: &[Block], cert: &Certificate) -> bool {
+    if boundary.is_empty() || boundary.len() > MAX_BOUNDARY_BLOCKS {
+        return false;
+    }
+    let mut parent = last;
+    for block in boundary {
+        if block.parent != parent.digest()
+            || block.height != parent.height + 1
+            || block.view <= parent.view
+            || !block.payload.is_empty()
+        {
+            return false;
+        }
+        parent = block;
+    }
+    cert.digest == Some(parent.digest()) && cert.view == parent.view
 }
 
 /// Fetches ciphertexts we do not hold (after catch-up), best effort.
@@ -863,6 +1063,8 @@ async fn check_payload(
         if tx.tx.chain_id != shared.chain_id {
             return Err("transaction for another chain".into());
         }
+        crate::evidence::check_tx(shared, &tx.tx)
+            .map_err(|e| format!("transaction {index}: {e}"))?;
         if let Some(sub) = tx.tx.action.document_submission() {
             let hash = sub.ciphertext_hash;
             // A pooled document transaction holds its checked ciphertext.
@@ -892,6 +1094,7 @@ pub(crate) fn block_write(
     let height = block.height;
     let mut write = BlockWrite {
         stored: Some(StoredBlock {
+            boundary: Vec::new(),
             block,
             finalization,
             app_hash: executed.app_hash,

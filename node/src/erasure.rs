@@ -319,6 +319,7 @@ mod tests {
                 officer(&plain, vec![Role::Officer]),
             ],
             agreements: Vec::new(),
+            epoch_length_blocks: carnet_contracts::DEFAULT_EPOCH_LENGTH_BLOCKS,
         };
         let head = crate::node::prepare_store(&store, &genesis).unwrap();
         let node_xa = SigningKey::from_bytes(&[10; 32]);

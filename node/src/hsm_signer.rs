@@ -10,7 +10,7 @@
 //! against that public key before it is handed to consensus, so a token returning a
 //! signature from the wrong key is caught here and not by the other validators.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use carnet_consensus::{Signer, SignerError, ValidatorIndex};
 use cryptoki::error::{Error as CkError, RvError};
@@ -310,5 +310,37 @@ impl Signer for ValidatorSigner {
             ValidatorSigner::File(s) => s.sign(message),
             ValidatorSigner::Hsm(s) => s.sign(message),
         }
+    }
+}
+
+/// The validator key with the index it holds in the current epoch's set: the key stays,
+/// the index changes from epoch to epoch (ADR 0011).
+#[derive(Clone)]
+pub struct EpochSigner {
+    key: Arc<ValidatorSigner>,
+    index: ValidatorIndex,
+}
+
+impl EpochSigner {
+    pub fn new(key: Arc<ValidatorSigner>, index: ValidatorIndex) -> Self {
+        EpochSigner { key, index }
+    }
+}
+
+impl std::fmt::Debug for EpochSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpochSigner")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer for EpochSigner {
+    fn index(&self) -> ValidatorIndex {
+        self.index
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Signature, SignerError> {
+        self.key.sign(message)
     }
 }

@@ -73,6 +73,9 @@ pub struct Mempool {
     gossip_queued: u64,
     /// The last ticket the admission worker finished (tickets finish in order).
     gossip_admitted: tokio::sync::watch::Sender<u64>,
+    /// Consensus namespace under which the pooled equivocation reports were last
+    /// checked (`crate::evidence::purge_stale_reports`).
+    reports_namespace: Vec<u8>,
 }
 
 /// One transaction of a batch after its signature check, ready for
@@ -164,6 +167,7 @@ impl Mempool {
             by_ciphertext: HashMap::new(),
             gossip_queued: 0,
             gossip_admitted: tokio::sync::watch::Sender::new(0),
+            reports_namespace: Vec::new(),
         }
     }
 
@@ -361,6 +365,32 @@ impl Mempool {
             self.order.retain(|h| entries.contains_key(h));
         }
         out
+    }
+
+    /// Records that the pooled equivocation reports are being checked under `namespace`;
+    /// `false` when they already were (nothing to do).
+    pub fn note_reports_namespace(&mut self, namespace: &[u8]) -> bool {
+        if self.reports_namespace == namespace {
+            return false;
+        }
+        self.reports_namespace = namespace.to_vec();
+        true
+    }
+
+    /// The pooled `ReportEquivocation` transactions with their hashes (at most the
+    /// pool's size).
+    pub fn equivocation_reports(&self) -> Vec<([u8; 32], SignedTransaction)> {
+        self.order
+            .iter()
+            .filter_map(|h| self.entries.get(h).map(|e| (h, e)))
+            .filter(|(_, e)| {
+                matches!(
+                    e.tx.tx.action,
+                    carnet_contracts::Action::ReportEquivocation(_)
+                )
+            })
+            .map(|(h, e)| (*h, e.tx.clone()))
+            .collect()
     }
 
     /// Drops transactions that expired before `now_ms`; returns how many.

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub blocks_finalized: Counter,
     pub height: Gauge,
     pub view: Gauge,
+    pub epoch: Gauge,
     pub txs_committed: Counter,
     pub mempool_size: Gauge,
     pub peers: Gauge,
@@ -52,6 +53,7 @@ impl Metrics {
         let blocks_finalized = Counter::default();
         let height = Gauge::default();
         let view = Gauge::default();
+        let epoch = Gauge::default();
         let txs_committed = Counter::default();
         let mempool_size = Gauge::default();
         let peers = Gauge::default();
@@ -75,6 +77,11 @@ impl Metrics {
             height.clone(),
         );
         registry.register("view", "Current consensus view", view.clone());
+        registry.register(
+            "epoch",
+            "Current consensus epoch (validator set)",
+            epoch.clone(),
+        );
         registry.register(
             "txs_committed",
             "Transactions in finalized blocks",
@@ -136,6 +143,7 @@ impl Metrics {
             blocks_finalized,
             height,
             view,
+            epoch,
             txs_committed,
             mempool_size,
             peers,

@@ -7,12 +7,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
-use carnet_consensus::{
-    Block, Config as ConsensusConfig, Digest, Ed25519Signer, Engine, Message, Restored,
-    ValidatorIndex, ValidatorSet,
-};
+use carnet_consensus::{Block, Digest, Ed25519Signer, Message, ValidatorIndex, ValidatorSet};
 use carnet_contracts::agreement::{Agreement, MAX_AGREEMENTS};
 use carnet_contracts::envelope::{
     agreement_key_info, open_and_check, unwrap_keys, unwrap_secret, wrap_info,
@@ -23,6 +20,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::NodeHome;
 use crate::driver::{Driver, DriverEvent, DRIVER_QUEUE};
+use crate::epochs::EpochInfo;
 use crate::hsm_signer::{Pkcs11Signer, ValidatorSigner};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
@@ -70,9 +68,9 @@ pub struct Shared {
     pub admin: AdminCode,
     pub chain_id: String,
     pub genesis: Genesis,
-    pub validators: ValidatorSet,
-    /// Administration of each validator index.
-    pub(crate) validator_admins: Vec<AdminCode>,
+    /// The consensus epoch the driver runs (validators, their administrations, the
+    /// signing namespace); replaced by the driver at each epoch boundary.
+    pub(crate) epoch: RwLock<Arc<EpochInfo>>,
     pub store: Arc<Store>,
     pub vault: Arc<dyn KeyVault>,
     pub metrics: Arc<Metrics>,
@@ -125,8 +123,25 @@ impl Shared {
         }
     }
 
-    pub fn namespace(&self) -> &[u8] {
-        self.chain_id.as_bytes()
+    /// The epoch the driver currently runs.
+    pub fn epoch(&self) -> Arc<EpochInfo> {
+        self.epoch.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Moves to the next epoch (the driver, at a boundary).
+    pub(crate) fn set_epoch(&self, info: EpochInfo) {
+        self.metrics.epoch.set(info.epoch as i64);
+        *self.epoch.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(info);
+    }
+
+    /// Signing namespace of the current epoch.
+    pub fn namespace(&self) -> Vec<u8> {
+        self.epoch().namespace.clone()
+    }
+
+    /// Validator set of the current epoch.
+    pub fn validators(&self) -> ValidatorSet {
+        self.epoch().validators.clone()
     }
 
     pub fn node_public(&self) -> [u8; 32] {
@@ -169,11 +184,12 @@ impl Shared {
     pub fn ledger_members(&self) -> Result<HashMap<libp2p::PeerId, Member>, String> {
         let administrations = ledger::administrations(&self.store)
             .map_err(|e| format!("reading the members on the ledger: {e}"))?;
-        p2p::members_from_ledger(&administrations, &self.validator_admins)
+        p2p::members_from_ledger(&administrations, &self.epoch().admins)
     }
 
+    /// Administration of validator `index` in the current epoch.
     pub fn validator_admin(&self, index: ValidatorIndex) -> Option<AdminCode> {
-        self.validator_admins.get(usize::from(index)).cloned()
+        self.epoch().admins.get(usize::from(index)).cloned()
     }
 
     pub fn head(&self) -> Head {
@@ -366,7 +382,10 @@ async fn admit_gossip(shared: Arc<Shared>, mut batches: mpsc::Receiver<GossipBat
             }
         }
         let admitting = shared.clone();
-        let results = tokio::task::spawn_blocking(move || admitting.submit(txs, false)).await;
+        // Reports of equivocation are refused unless their evidence verifies.
+        let results =
+            tokio::task::spawn_blocking(move || crate::evidence::submit_screened(&admitting, txs))
+                .await;
         shared.mempool().gossip_admitted(ticket);
         let results = match results {
             Ok(results) => results,
@@ -602,25 +621,19 @@ pub fn prepare_store(store: &Store, genesis: &Genesis) -> Result<Head, StartErro
     Ok(head)
 }
 
-/// The validator signer from `validator.key` or the PKCS#11 token; refuses a key that is
-/// not the genesis validator key of this administration.
+/// The validator key from `validator.key` or the PKCS#11 token, with its public key.
+/// Refuses a key that differs from `expected` (the key genesis or the ledger names for
+/// this administration, when it names one).
 fn validator_signer(
     home: &NodeHome,
-    index: ValidatorIndex,
-    genesis_key: &carnet_contracts::PublicKey,
-) -> Result<ValidatorSigner, StartError> {
-    match (&home.validator_key, home.config.validator.key) {
-        (Some(key), crate::config::ValidatorKeySource::File) => {
-            if key.verifying_key().to_bytes() != genesis_key.0 {
-                return Err(StartError::Other(
-                    "validator.key differs from the genesis validator key".into(),
-                ));
-            }
-            Ok(ValidatorSigner::File(Box::new(Ed25519Signer::new(
-                index,
-                key.clone(),
-            ))))
-        }
+    expected: Option<&carnet_contracts::PublicKey>,
+) -> Result<(ValidatorSigner, [u8; 32]), StartError> {
+    let (signer, public, source) = match (&home.validator_key, home.config.validator.key) {
+        (Some(key), crate::config::ValidatorKeySource::File) => (
+            ValidatorSigner::File(Box::new(Ed25519Signer::new(0, key.clone()))),
+            key.verifying_key().to_bytes(),
+            "validator.key".to_string(),
+        ),
         _ => {
             let token = home.pkcs11().ok_or_else(|| {
                 StartError::Other(
@@ -628,21 +641,27 @@ fn validator_signer(
                 )
             })?;
             let label = home.config.validator.label();
-            let signer = Pkcs11Signer::generate_or_load(&token, label, index)
+            let signer = Pkcs11Signer::generate_or_load(&token, label, 0)
                 .map_err(|e| StartError::Other(format!("validator key on the token: {}", e.0)))?;
             let public = signer.public_key().to_bytes();
-            if public != genesis_key.0 {
-                return Err(StartError::Other(format!(
-                    "validator key {label:?} on token {:?} is {}, but genesis names {}; refusing to start",
-                    token.token_label,
-                    hex::encode(public),
-                    hex::encode(genesis_key.0)
-                )));
-            }
             tracing::info!(label, "validator key on PKCS#11 token");
-            Ok(ValidatorSigner::Hsm(Box::new(signer)))
+            (
+                ValidatorSigner::Hsm(Box::new(signer)),
+                public,
+                format!("validator key {label:?} on token {:?}", token.token_label),
+            )
+        }
+    };
+    if let Some(expected) = expected {
+        if public != expected.0 {
+            return Err(StartError::Other(format!(
+                "{source} is {}, but the ledger names {} for this administration; refusing to start",
+                hex::encode(public),
+                hex::encode(expected.0)
+            )));
         }
     }
+    Ok((signer, public))
 }
 
 /// Starts the node in `home` and runs until the process ends.
@@ -652,31 +671,19 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
     let chain_id = genesis.chain_id.clone();
     let head = prepare_store(&store, &genesis)?;
 
-    // Validators: the active administrations, in genesis order.
-    let validator_admins: Vec<&carnet_contracts::Administration> = genesis
-        .administrations
-        .iter()
-        .filter(|a| a.active)
-        .collect();
-    let keys = validator_admins
-        .iter()
-        .map(|a| ed25519_dalek::VerifyingKey::from_bytes(&a.validator_key.0))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StartError::Other(format!("genesis validator key: {e}")))?;
-    let validators = ValidatorSet::new(keys).map_err(|e| StartError::Other(e.to_string()))?;
-    // MUTATION build only (feature `mutation-weak-quorum`, scenario suite): unsafe quorum.
-    #[cfg(feature = "mutation-weak-quorum")]
-    let validators = {
-        let mut weakened = validators;
-        weakened.weaken_quorum_to_f_plus_one();
-        tracing::warn!(
-            quorum = weakened.quorum(),
-            "MUTATION: quorum lowered to f+1; this node is deliberately unsafe"
-        );
-        weakened
-    };
+    // The consensus epoch of the head: genesis validators, or the set recorded when
+    // the epoch started (ADR 0011).
+    let epoch = crate::epochs::current(&store, &genesis, head.height, || {
+        ledger::administrations(&store).map_err(|e| e.to_string())
+    })
+    .map_err(|e| StartError::Other(format!("consensus epoch: {e}")))?;
     let admin = AdminCode(home.config.administration.clone());
-    let own_index = validator_admins.iter().position(|a| a.code == admin);
+    // This administration's validator key as the ledger knows it (none for a node whose
+    // admission it has not seen yet: checked when an epoch names it).
+    let on_ledger = ledger::administrations(&store)
+        .map_err(|e| StartError::Other(format!("reading the members: {e}")))?
+        .into_iter()
+        .find(|a| a.code == admin);
 
     let metrics = Arc::new(Metrics::new());
     metrics.height.set(head.height as i64);
@@ -693,21 +700,29 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
             Arc::new(vault)
         }
     };
-    // The validator signer, checked against genesis before anything is served.
-    let signer = match own_index {
-        None => None,
-        Some(index) => Some(validator_signer(
-            &home,
-            index as ValidatorIndex,
-            &validator_admins[index].validator_key,
-        )?),
-    };
+    // The node and encryption keys, checked against the ledger's record (genesis members
+    // were checked against genesis when the home was loaded).
+    if let Some(record) = &on_ledger {
+        if record.node_key.0 != home.node_key.verifying_key().to_bytes() {
+            return Err(StartError::Other(
+                "node.key differs from this administration's record on the ledger".into(),
+            ));
+        }
+        if record.encryption_key != x25519_dalek::PublicKey::from(&home.encryption_key).to_bytes() {
+            return Err(StartError::Other(
+                "encryption.key differs from this administration's record on the ledger".into(),
+            ));
+        }
+    }
+    // The validator key, checked against the ledger before anything is served.
+    let (signer, validator_public) =
+        validator_signer(&home, on_ledger.as_ref().map(|a| &a.validator_key))?;
+    let metrics_epoch = epoch.epoch;
     let shared = Arc::new(Shared {
         admin: admin.clone(),
         chain_id: chain_id.clone(),
         genesis: genesis.clone(),
-        validators: validators.clone(),
-        validator_admins: validator_admins.iter().map(|a| a.code.clone()).collect(),
+        epoch: RwLock::new(Arc::new(epoch)),
         store: store.clone(),
         vault,
         metrics: metrics.clone(),
@@ -743,12 +758,19 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
     let mut allowed: Vec<&str> = members.values().map(|m| m.code.0.as_str()).collect();
     allowed.sort_unstable();
     tracing::info!(members = ?allowed, "network allow-list: the active members on the ledger");
-    if !members.values().any(|m| m.code == admin) {
-        tracing::error!(
+    match &on_ledger {
+        Some(a) if !a.active => tracing::error!(
             administration = %admin,
             "this administration is no longer a member: it was removed on the ledger; \
              the members' nodes refuse this node"
-        );
+        ),
+        Some(_) => {}
+        None => tracing::warn!(
+            administration = %admin,
+            "this administration is not a member on this node's ledger (yet): the members' \
+             nodes accept this node once its admission has taken effect on theirs, and it \
+             then catches up"
+        ),
     }
     let mut secret = home.node_key.to_bytes();
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret)
@@ -803,46 +825,22 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
     delivery::spawn(shared.clone());
     crate::erasure::spawn(shared.clone());
 
-    // Consensus.
-    match (own_index, signer) {
-        (Some(index), Some(signer)) => {
-            let last_finalized = if head.height == 0 {
-                None
-            } else {
-                let stored = store
-                    .block(head.height)?
-                    .ok_or_else(|| StorageError::Corrupted("head block missing".into()))?;
-                Some((stored.block, stored.finalization))
-            };
-            let safety = store.safety_records(0)?;
-            let mut config = ConsensusConfig::new(chain_id.as_bytes().to_vec(), validators);
-            config.leader_timeout_ms = home.config.consensus.leader_timeout_ms;
-            config.notarization_timeout_ms = home.config.consensus.notarization_timeout_ms;
-            config.retry_timeout_ms = home.config.consensus.retry_timeout_ms;
-            config.max_block_bytes = p2p::MAX_GOSSIP_BYTES - 64 * 1024;
-            let engine = Engine::new(
-                config,
-                signer,
-                Restored {
-                    safety,
-                    last_finalized,
-                },
-            );
-            tracing::info!(validator = index, administration = %admin, "consensus starting");
-            let driver = Driver::new(
-                shared.clone(),
-                engine,
-                driver_tx,
-                head,
-                home.config.consensus.empty_block_interval_ms,
-            );
-            driver.run(driver_rx).await;
-        }
-        _ => {
-            return Err(StartError::Other(format!(
-                "administration {admin} is not an active validator; observer nodes come later"
-            )))
-        }
-    }
+    // Consensus: a validator of the current epoch runs the engine; any other member
+    // follows the chain by catch-up until an epoch names it.
+    metrics.epoch.set(metrics_epoch as i64);
+    let driver = Driver::new(
+        shared.clone(),
+        crate::driver::DriverConfig {
+            signer: Arc::new(signer),
+            validator_public,
+            empty_block_interval_ms: home.config.consensus.empty_block_interval_ms,
+            leader_timeout_ms: home.config.consensus.leader_timeout_ms,
+            notarization_timeout_ms: home.config.consensus.notarization_timeout_ms,
+            retry_timeout_ms: home.config.consensus.retry_timeout_ms,
+        },
+        driver_tx,
+        head,
+    );
+    driver.run(driver_rx).await;
     Ok(())
 }

@@ -76,6 +76,10 @@ pub struct StoredBlock {
     pub app_hash: [u8; 32],
     pub time_ms: u64,
     pub tx_count: u32,
+    /// For the last block of an epoch finalized through empty boundary blocks (ADR
+    /// 0011): those blocks, parent-linked from this one up to the block `finalization`
+    /// certifies. Empty otherwise.
+    pub boundary: Vec<Block>,
 }
 
 /// The last finalized block (height 0 is genesis).
@@ -352,6 +356,15 @@ impl Store {
     /// follows it is sent.
     pub fn put_safety(&self, record: &SafetyRecord) -> Result<(), StorageError> {
         self.put_raw_synced(CF_SAFETY, &record.view.to_be_bytes(), &encode(record))
+    }
+
+    /// Deletes every safety record (synced): at an epoch boundary, once the previous
+    /// epoch's engine is gone for good, before the next one signs anything.
+    pub fn clear_safety(&self) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(CF_SAFETY), &[][..], &[0xFFu8; 9][..]);
+        self.db.write_opt(batch, &synced())?;
+        Ok(())
     }
 
     /// Safety records of views above `after_view`, in view order.
@@ -648,6 +661,7 @@ mod tests {
         state.insert(format!("k{height}").into_bytes(), Some(vec![height as u8]));
         BlockWrite {
             stored: Some(StoredBlock {
+                boundary: Vec::new(),
                 block,
                 finalization: cert(height, digest),
                 app_hash,

@@ -12,6 +12,10 @@
 //! `/proc/PID/status` VmHWM of the node processes of this testnet), bytes on disk per
 //! document, final heights and whether the heads agree, and the machine's ceiling:
 //! in-process ed25519 batch verification rate × cores ÷ nodes.
+//!
+//! `--erasures N` adds erase-to-attestation latency ([`crate::bench_erasure`]);
+//! `--catch-up-docs N` stops the last node during the load instead and measures how fast
+//! it catches up afterwards ([`crate::bench_catchup`]).
 
 use crate::layout::Testnet;
 use crate::network::Network;
@@ -58,6 +62,9 @@ pub struct BenchConfig {
     pub report: Option<PathBuf>,
     /// Erasures measured after the load (0: none); see [`crate::bench_erasure`].
     pub erasures: usize,
+    /// Documents the last node misses while stopped (0: no catch-up run); see
+    /// [`crate::bench_catchup`].
+    pub catch_up_docs: u64,
 }
 
 /// One load step at one offered rate.
@@ -126,6 +133,8 @@ pub struct BenchReport {
     pub committed_over_ceiling: f64,
     /// Erase-to-all-attestations latency (`--erasures N`).
     pub erasure: Option<crate::bench_erasure::ErasureReport>,
+    /// A stopped node catching up (`--catch-up-docs N`).
+    pub catch_up: Option<crate::bench_catchup::CatchUpReport>,
 }
 
 /// In-process ed25519 batch verification rate on one core (64-signature batches, ~1 s).
@@ -150,7 +159,7 @@ pub fn measure_verify_rate() -> f64 {
 }
 
 /// Clock ticks per second for `/proc/PID/stat` (from `getconf CLK_TCK`, else 100).
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -162,7 +171,7 @@ fn clock_ticks() -> f64 {
 }
 
 /// utime + stime of `pid`, in ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -173,7 +182,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 }
 
 /// VmHWM of `pid`, in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -222,16 +231,24 @@ fn payload(run: &str, seq: u64, bytes: usize) -> String {
     text
 }
 
-/// The signer's view of the network: officer key and recipients per node.
-struct RequestSigner {
+/// The signer's view of the network: officer key and recipients per node, and the nodes
+/// requests go to (round-robin).
+pub(crate) struct RequestSigner {
     run: String,
     officers: Vec<(SigningKey, String)>,
     recipients: Vec<Vec<String>>,
+    /// Indices of the nodes that receive requests.
+    senders: Vec<usize>,
     payload_bytes: usize,
 }
 
 impl RequestSigner {
-    fn new(testnet: &Testnet, recipients: usize, payload_bytes: usize) -> Result<RequestSigner> {
+    /// Requests to every node, each addressed to the next `recipients` administrations.
+    pub(crate) fn new(
+        testnet: &Testnet,
+        recipients: usize,
+        payload_bytes: usize,
+    ) -> Result<RequestSigner> {
         let codes = testnet.codes();
         let k = recipients.clamp(1, codes.len().saturating_sub(1).max(1));
         let mut officers = Vec::new();
@@ -249,14 +266,58 @@ impl RequestSigner {
         let run = format!("{:x}", rand::random::<u32>());
         Ok(RequestSigner {
             run,
+            senders: (0..officers.len()).collect(),
             officers,
             recipients: recipient_lists,
             payload_bytes,
         })
     }
 
+    /// Requests to every node but `absent`, each addressed to `absent` and to the next
+    /// `recipients - 1` other administrations: every document owes `absent` its keys.
+    pub(crate) fn addressed_to(
+        testnet: &Testnet,
+        absent: &str,
+        recipients: usize,
+        payload_bytes: usize,
+    ) -> Result<RequestSigner> {
+        let mut signer = RequestSigner::new(testnet, 1, payload_bytes)?;
+        let codes = testnet.codes();
+        let absent_index = codes
+            .iter()
+            .position(|c| c == absent)
+            .ok_or_else(|| TestnetError::Invalid(format!("no node {absent} in the testnet")))?;
+        if codes.len() < 2 {
+            return Err(TestnetError::Invalid(
+                "a catch-up run needs at least two nodes".into(),
+            ));
+        }
+        let others = codes.len() - 2;
+        let k = recipients.clamp(1, others + 1);
+        signer.senders = (0..codes.len()).filter(|&i| i != absent_index).collect();
+        signer.recipients = (0..codes.len())
+            .map(|i| {
+                let mut list = vec![absent.to_string()];
+                list.extend(
+                    (1..codes.len())
+                        .map(|j| (i + j) % codes.len())
+                        .filter(|&j| j != absent_index)
+                        .take(k - 1)
+                        .map(|j| codes[j].clone()),
+                );
+                list
+            })
+            .collect();
+        Ok(signer)
+    }
+
+    /// How many administrations each document is addressed to.
+    pub(crate) fn recipients_per_document(&self) -> usize {
+        self.recipients.first().map(|r| r.len()).unwrap_or(0)
+    }
+
     fn prepare(&self, seq: u64) -> Prepared {
-        let node = (seq as usize) % self.officers.len();
+        let node = self.senders[(seq as usize) % self.senders.len()];
         let submission = carnet_cli::client::Submission {
             kind: "export-declaration".into(),
             ucr: format!("BENCH{}-{seq}", self.run),
@@ -293,7 +354,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// What every step shares.
-struct Load {
+pub(crate) struct Load {
     runtime: tokio::runtime::Runtime,
     http: reqwest::Client,
     urls: Vec<String>,
@@ -303,6 +364,13 @@ struct Load {
 
 /// Runs one open-loop step at `rate` for `secs` and waits for its in-flight requests.
 fn run_step(load: &Load, seq_base: u64, rate: f64, secs: u64) -> StepReport {
+    let total = (rate * secs as f64).round().max(1.0) as u64;
+    run_documents(load, seq_base, rate, total)
+}
+
+/// Sends `total` documents open-loop at `rate` and waits for their in-flight requests.
+pub(crate) fn run_documents(load: &Load, seq_base: u64, rate: f64, total: u64) -> StepReport {
+    let secs = total as f64 / rate;
     let Load {
         runtime,
         http,
@@ -311,7 +379,7 @@ fn run_step(load: &Load, seq_base: u64, rate: f64, secs: u64) -> StepReport {
         concurrency,
     } = load;
     let concurrency = *concurrency;
-    let total = (rate * secs as f64).round().max(1.0) as u64;
+    let total = total.max(1);
     // The signing thread: batches of pre-signed requests, a few batches ahead.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Prepared>>(SIGN_AHEAD_BATCHES);
     let signer_thread = {
@@ -405,7 +473,7 @@ fn run_step(load: &Load, seq_base: u64, rate: f64, secs: u64) -> StepReport {
     let _ = signer_thread.join();
     let mut report = StepReport {
         offered_rate: rate,
-        duration_secs: secs as f64,
+        duration_secs: secs,
         sent: outcomes.len() as u64,
         max_send_lag_ms: max_lag.as_secs_f64() * 1000.0,
         ..StepReport::default()
@@ -421,8 +489,7 @@ fn run_step(load: &Load, seq_base: u64, rate: f64, secs: u64) -> StepReport {
     report.acknowledged = latencies.len() as u64;
     // Acknowledged over the offered window, or over the time to the last answer when the
     // network fell behind and the tail took longer.
-    report.acknowledged_per_sec =
-        report.acknowledged as f64 / elapsed.max(secs as f64).max(f64::EPSILON);
+    report.acknowledged_per_sec = report.acknowledged as f64 / elapsed.max(secs).max(f64::EPSILON);
     latencies.sort_by(f64::total_cmp);
     report.latency_ms = Latency {
         p50: percentile(&latencies, 50.0),
@@ -505,23 +572,25 @@ fn measure(
 ) -> Result<BenchReport> {
     let testnet = network.testnet.clone();
     let nodes = testnet.nodes.len();
-    let signer = Arc::new(RequestSigner::new(
-        &testnet,
-        config.recipients,
-        config.payload_bytes,
-    )?);
+    // A catch-up run stops the last node and addresses every document to it.
+    let lagging = testnet.codes().last().cloned().unwrap_or_default();
+    let signer = Arc::new(if config.catch_up_docs > 0 {
+        RequestSigner::addressed_to(&testnet, &lagging, config.recipients, config.payload_bytes)?
+    } else {
+        RequestSigner::new(&testnet, config.recipients, config.payload_bytes)?
+    });
     let urls: Vec<String> = testnet
         .nodes
         .iter()
         .map(|n| format!("{}/v1/documents", n.api.trim_end_matches('/')))
         .collect();
-    let pids: Vec<Option<u32>> = testnet
+    let mut pids: Vec<Option<u32>> = testnet
         .nodes
         .iter()
         .map(|n| n.pid.filter(|pid| process::is_node_process(*pid, &n.home)))
         .collect();
     let ticks = clock_ticks();
-    let cpu_before: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
+    let mut cpu_before: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
     let disk_before: Vec<u64> = testnet
         .nodes
         .iter()
@@ -554,7 +623,23 @@ fn measure(
     };
     let mut steps = Vec::new();
     let mut seq_base = 0u64;
-    let result = if config.find_max {
+    let mut catch_up = None;
+    let result = if config.catch_up_docs > 0 {
+        let (step, report) =
+            crate::bench_catchup::run(network, &load, &lagging, config.catch_up_docs, config.rate)?;
+        // The lagging node is a new process since its restart: its CPU and peak RSS
+        // count from then.
+        if let Some(i) = testnet.codes().iter().position(|c| *c == lagging) {
+            let node = network.testnet.node(&lagging)?;
+            pids[i] = node
+                .pid
+                .filter(|pid| process::is_node_process(*pid, &node.home));
+            cpu_before[i] = pids[i].map(|_| 0);
+        }
+        catch_up = Some(report);
+        steps.push(step.clone());
+        step
+    } else if config.find_max {
         let mut rate = config.rate;
         let mut best: Option<StepReport> = None;
         for _ in 0..FIND_MAX_STEPS {
@@ -645,7 +730,7 @@ fn measure(
         nodes,
         cores,
         payload_bytes: config.payload_bytes,
-        recipients: signer.recipients.first().map(|r| r.len()).unwrap_or(0),
+        recipients: signer.recipients_per_document(),
         concurrency: config.concurrency,
         committed_over_ceiling: result.acknowledged_per_sec / ceiling.max(f64::EPSILON),
         result,
@@ -657,6 +742,7 @@ fn measure(
         ed25519_batch_verify_per_sec_per_core: verify_rate,
         ceiling_docs_per_sec: ceiling,
         erasure,
+        catch_up,
     })
 }
 
@@ -788,6 +874,9 @@ pub fn render_table(report: &BenchReport) -> String {
     );
     if let Some(erasure) = &report.erasure {
         out.push_str(&crate::bench_erasure::render(erasure));
+    }
+    if let Some(catch_up) = &report.catch_up {
+        out.push_str(&crate::bench_catchup::render(catch_up));
     }
     out
 }

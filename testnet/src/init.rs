@@ -148,7 +148,129 @@ pub fn edit_config(home: &Path, edit: impl FnOnce(&mut toml::Table)) -> Result<(
     std::fs::write(&path, text).map_err(TestnetError::io(&path))
 }
 
+/// Sets `[mempool] max_transactions` in `HOME/config.toml` (the bound past which the node
+/// answers submissions 503), keeping every other setting. Refuses 0.
+pub fn set_mempool_max_transactions(home: &Path, max_transactions: usize) -> Result<()> {
+    if max_transactions == 0 {
+        return Err(TestnetError::Invalid(
+            "--mempool-max-transactions must be positive".into(),
+        ));
+    }
+    let value = i64::try_from(max_transactions).map_err(|_| {
+        TestnetError::Invalid(format!(
+            "--mempool-max-transactions {max_transactions} is too large"
+        ))
+    })?;
+    // `carnet-node init` writes the whole `[mempool]` section; only its bound changes.
+    let mut found = false;
+    edit_config(home, |table| {
+        if let Some(toml::Value::Table(section)) = table.get_mut("mempool") {
+            section.insert("max_transactions".into(), toml::Value::Integer(value));
+            found = true;
+        }
+    })?;
+    if !found {
+        return Err(TestnetError::Invalid(format!(
+            "{}: no [mempool] section to set the bound in",
+            home.join("config.toml").display()
+        )));
+    }
+    Ok(())
+}
+
 /// The genesis of a network of `members`, with one officer (every role) per member.
+/// The administration record (as in genesis.json, and as `carnet member propose-add
+/// --file` takes it) of a node home `carnet-node init` created.
+pub fn administration_of(m: &NodeInitOutput) -> Result<Administration> {
+    let bad = |what: &str, e: carnet_contracts::ContractError| {
+        TestnetError::Invalid(format!("`carnet-node init` printed a bad {what}: {e}"))
+    };
+    let encryption =
+        PublicKey::from_hex(&m.encryption_key).map_err(|e| bad("encryption_key", e))?;
+    Ok(Administration {
+        code: AdminCode::parse(&m.administration).map_err(|e| bad("administration", e))?,
+        name: m.name.clone(),
+        node_key: PublicKey::from_hex(&m.node_key).map_err(|e| bad("node_key", e))?,
+        validator_key: PublicKey::from_hex(&m.validator_key)
+            .map_err(|e| bad("validator_key", e))?,
+        encryption_key: encryption.0,
+        voting_power: 1,
+        active: true,
+    })
+}
+
+/// Sets the consensus epoch length in the testnet's genesis and every node's copy.
+/// Only before the nodes first start: a store refuses a genesis it was not made with.
+pub fn set_epoch_length(testnet: &Testnet, epoch_length_blocks: u64) -> Result<()> {
+    if epoch_length_blocks == 0 {
+        return Err(TestnetError::Invalid(
+            "--epoch-length-blocks must be positive".into(),
+        ));
+    }
+    let path = testnet.genesis_path();
+    let bytes = std::fs::read(&path).map_err(TestnetError::io(&path))?;
+    let mut genesis: Genesis = serde_json::from_slice(&bytes)
+        .map_err(|e| TestnetError::Invalid(format!("{}: {e}", path.display())))?;
+    genesis.epoch_length_blocks = epoch_length_blocks;
+    write_genesis(&path, &genesis)?;
+    for node in &testnet.nodes {
+        write_genesis(&node.home.join("genesis.json"), &genesis)?;
+    }
+    Ok(())
+}
+
+/// Prepares the node of an administration that is NOT in genesis — a candidate for
+/// admission by vote (`carnet member propose-add`): its home with the testnet's
+/// genesis, every existing node as a peer, an officer profile; adds it to the testnet
+/// (saved) and returns its administration record for the proposal. Its node follows
+/// the chain once the members admit it, and votes from the first epoch that names it.
+pub fn add_candidate(
+    testnet: &mut Testnet,
+    node_binary: &Path,
+    code: &str,
+    name: &str,
+) -> Result<Administration> {
+    if testnet.nodes.iter().any(|n| n.code == code) {
+        return Err(TestnetError::Invalid(format!(
+            "{code} is already in the testnet"
+        )));
+    }
+    let home = testnet.dir.join("nodes").join(code);
+    let ports = free_ports(2)?;
+    let out = init_node_home(node_binary, &home, code, name, ports[0], ports[1])?;
+    let entry = NodeEntry {
+        code: code.to_string(),
+        name: name.to_string(),
+        home: home.clone(),
+        api: if out.api_addr.contains("://") {
+            out.api_addr.clone()
+        } else {
+            format!("http://{}", out.api_addr)
+        },
+        p2p: match out.p2p_addr.split_once("/p2p/") {
+            Some((addr, _)) => addr.to_string(),
+            None => out.p2p_addr.clone(),
+        },
+        peer_id: out.peer_id.clone(),
+        pid: None,
+    };
+    let genesis = testnet.genesis_path();
+    std::fs::copy(&genesis, home.join("genesis.json")).map_err(TestnetError::io(&genesis))?;
+    let peers: Vec<String> = testnet.nodes.iter().map(NodeEntry::dial_addr).collect();
+    set_peers(&home, &peers)?;
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    profile::write_signing_key(&testnet.officer_key_path(code), &key)?;
+    Profile {
+        administration: Some(code.to_string()),
+        node: Some(entry.api.clone()),
+        key: Some(testnet.officer_key_path(code)),
+    }
+    .save(&testnet.profile_path(code))?;
+    testnet.nodes.push(entry);
+    testnet.save()?;
+    administration_of(&out)
+}
+
 pub fn build_genesis(
     chain_id: &str,
     genesis_time_ms: u64,
@@ -158,21 +280,10 @@ pub fn build_genesis(
     let bad = |what: &str, e: carnet_contracts::ContractError| {
         TestnetError::Invalid(format!("`carnet-node init` printed a bad {what}: {e}"))
     };
-    let mut administrations = Vec::with_capacity(members.len());
-    for m in members {
-        let encryption =
-            PublicKey::from_hex(&m.encryption_key).map_err(|e| bad("encryption_key", e))?;
-        administrations.push(Administration {
-            code: AdminCode::parse(&m.administration).map_err(|e| bad("administration", e))?,
-            name: m.name.clone(),
-            node_key: PublicKey::from_hex(&m.node_key).map_err(|e| bad("node_key", e))?,
-            validator_key: PublicKey::from_hex(&m.validator_key)
-                .map_err(|e| bad("validator_key", e))?,
-            encryption_key: encryption.0,
-            voting_power: 1,
-            active: true,
-        });
-    }
+    let administrations = members
+        .iter()
+        .map(administration_of)
+        .collect::<Result<Vec<_>>>()?;
     let officers = officers
         .iter()
         .map(|(code, key)| {
@@ -196,6 +307,7 @@ pub fn build_genesis(
         administrations,
         officers,
         agreements,
+        epoch_length_blocks: carnet_contracts::DEFAULT_EPOCH_LENGTH_BLOCKS,
     })
 }
 

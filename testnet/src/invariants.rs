@@ -4,8 +4,9 @@
 //! hash, parent and application hash at every height on every node; [`HeadWatch`] holds
 //! the heads sampled while a scenario runs and every contradiction among honest nodes;
 //! [`scan_logs`] reads a node's logs for fatal stops, panics, corruption, double
-//! finalizations and equivocation evidence. Must never report agreement from fewer
-//! blocks than it was asked to compare.
+//! finalizations and equivocation evidence; [`ledger_evidence`] asks every node which
+//! equivocations are final on its ledger (`GET /v1/evidence`). Must never report
+//! agreement from fewer blocks than it was asked to compare.
 
 use crate::{Result, TestnetError};
 use carnet_cli::client::Block;
@@ -369,6 +370,77 @@ pub fn scan_logs(text: &str) -> LogFindings {
     out
 }
 
+/// Pause between two polls of the nodes' evidence.
+const EVIDENCE_POLL: Duration = Duration::from_millis(500);
+
+/// What each node's ledger says about equivocation (`GET /v1/evidence`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LedgerEvidence {
+    /// Per node: the administrations accused by a final record, or why the node could
+    /// not be asked.
+    pub accused: BTreeMap<String, std::result::Result<BTreeSet<String>, String>>,
+}
+
+impl LedgerEvidence {
+    /// Per node, the administrations of `wanted` its ledger does not accuse (an
+    /// unreachable node misses all of them).
+    pub fn missing(&self, wanted: &[String]) -> BTreeMap<String, Vec<String>> {
+        self.accused
+            .iter()
+            .map(|(node, accused)| {
+                let missing = wanted
+                    .iter()
+                    .filter(|w| !accused.as_ref().is_ok_and(|a| a.contains(*w)))
+                    .cloned()
+                    .collect::<Vec<_>>();
+                (node.clone(), missing)
+            })
+            .filter(|(_, missing)| !missing.is_empty())
+            .collect()
+    }
+
+    /// Administrations of `honest` that some node's ledger accuses (must never happen:
+    /// evidence is two votes signed by the accused).
+    pub fn falsely_accused(&self, honest: &BTreeSet<String>) -> BTreeSet<String> {
+        self.accused
+            .values()
+            .flatten()
+            .flatten()
+            .filter(|a| honest.contains(*a))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Asks every node in `nodes` for the equivocations on its ledger until each of them
+/// lists a record against every administration in `wanted` (reports take a few blocks
+/// to become final), or until `bound` has passed; returns the last answers. Asks once
+/// when `wanted` is empty.
+pub fn ledger_evidence(
+    nodes: &[(String, NodeClient)],
+    wanted: &[String],
+    bound: Duration,
+) -> LedgerEvidence {
+    let deadline = Instant::now() + bound;
+    loop {
+        let answers = LedgerEvidence {
+            accused: nodes
+                .iter()
+                .map(|(name, client)| {
+                    let accused = carnet_cli::commands::evidence::list(client, None)
+                        .map(|records| records.into_iter().map(|r| r.accused).collect())
+                        .map_err(|e| e.to_string());
+                    (name.clone(), accused)
+                })
+                .collect(),
+        };
+        if answers.missing(wanted).is_empty() || Instant::now() >= deadline {
+            return answers;
+        }
+        std::thread::sleep(EVIDENCE_POLL);
+    }
+}
+
 #[cfg(test)]
 mod scenario_tests {
     use super::*;
@@ -431,5 +503,37 @@ thread 'main' panicked at node/src/x.rs:1:1
         let evidence: Vec<&str> = found.evidence.iter().map(String::as_str).collect();
         assert_eq!(evidence, vec!["XD", "validator 2"]);
         assert_eq!(scan_logs("INFO all quiet\n"), LogFindings::default());
+    }
+
+    #[test]
+    fn ledger_evidence_names_what_each_node_lacks_and_any_false_accusation() {
+        let set = |codes: &[&str]| Ok(codes.iter().map(|c| c.to_string()).collect());
+        let ledger = LedgerEvidence {
+            accused: BTreeMap::from([
+                ("XA".to_string(), set(&["XD"])),
+                ("XB".to_string(), set(&[])),
+                ("XC".to_string(), Err("unavailable".to_string())),
+            ]),
+        };
+        let wanted = vec!["XD".to_string()];
+        let missing = ledger.missing(&wanted);
+        assert_eq!(
+            missing.keys().map(String::as_str).collect::<Vec<_>>(),
+            vec!["XB", "XC"]
+        );
+        assert_eq!(missing["XB"], wanted);
+        assert!(ledger.missing(&[]).is_empty());
+        let honest: BTreeSet<String> = ["XA", "XB", "XC"].iter().map(|c| c.to_string()).collect();
+        assert!(ledger.falsely_accused(&honest).is_empty());
+        let framed = LedgerEvidence {
+            accused: BTreeMap::from([("XA".to_string(), set(&["XB", "XD"]))]),
+        };
+        assert_eq!(
+            framed
+                .falsely_accused(&honest)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec!["XB".to_string()]
+        );
     }
 }

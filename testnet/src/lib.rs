@@ -18,11 +18,13 @@
 //! * [`runner`] — the [`runner::Runner`] trait a scenario drives (process or docker).
 //! * [`bench`] — `carnet-testnet bench`: open-loop load through the HTTP API and a report
 //!   of throughput, finality latency, CPU, memory, disk and the machine's ceiling.
+//!   [`bench_catchup`] measures a stopped node catching up (`--catch-up-docs N`).
 //!
 //! Talks to nodes only through their command line and HTTP API; never links the node.
 //! Must never signal a process it cannot show to be a `carnet-node` of this testnet.
 
 pub mod bench;
+pub mod bench_catchup;
 pub mod bench_erasure;
 pub mod docker;
 pub mod init;

@@ -39,6 +39,14 @@ enum Command {
         nodes: usize,
         #[arg(long, env = "CARNET_TESTNET_DIR", default_value = ".testnet")]
         dir: PathBuf,
+        /// Every node's mempool bound (`[mempool] max_transactions`): past it, document
+        /// submissions are answered 503 with Retry-After. Default: the node's own.
+        #[arg(long)]
+        mempool_max_transactions: Option<usize>,
+        /// Heights per consensus epoch (genesis `epoch_length_blocks`): the validator
+        /// set follows membership votes at epoch boundaries. Default: the node's (256).
+        #[arg(long)]
+        epoch_length_blocks: Option<u64>,
     },
     /// Create a network of N administrations laid out for docker compose: one container
     /// per node, D/docker-compose.yml to run by hand, the image built FROM scratch.
@@ -255,7 +263,8 @@ struct BenchArgs {
     /// Seconds of load (with --rate).
     #[arg(long, default_value_t = 30)]
     duration: u64,
-    /// Offered documents per second (the first step with --find-max).
+    /// Offered documents per second (the first step with --find-max; with
+    /// --catch-up-docs, the rate the missed documents are sent at).
     #[arg(long, required_unless_present = "find_max")]
     rate: Option<f64>,
     /// Step the rate up until p99 > 1 s or fewer than 90 % are acknowledged.
@@ -283,6 +292,11 @@ struct BenchArgs {
     /// erase → final and erase → every node's destruction attestation (0: skip).
     #[arg(long, default_value_t = 0)]
     erasures: usize,
+    /// Catch-up run: stop the last node (XD of 4), send this many documents (addressed
+    /// to it) at --rate through the others, restart it and report how fast it catches up
+    /// (blocks, then key deliveries) against the live rate (0: skip).
+    #[arg(long, default_value_t = 0, conflicts_with_all = ["find_max", "erasures"])]
+    catch_up_docs: u64,
 }
 
 impl BenchArgs {
@@ -291,6 +305,11 @@ impl BenchArgs {
         let rate = self.rate.unwrap_or(50.0);
         anyhow::ensure!(rate > 0.0, "--rate must be positive");
         anyhow::ensure!(self.step_factor > 1.0, "--step-factor must be above 1");
+        anyhow::ensure!(
+            self.catch_up_docs <= carnet_testnet::bench_catchup::MAX_CATCH_UP_DOCS,
+            "--catch-up-docs must be at most {}",
+            carnet_testnet::bench_catchup::MAX_CATCH_UP_DOCS
+        );
         anyhow::ensure!(
             self.duration > 0 && self.step_secs > 0,
             "durations must be positive"
@@ -308,6 +327,7 @@ impl BenchArgs {
             concurrency: self.concurrency,
             report: self.report,
             erasures: self.erasures,
+            catch_up_docs: self.catch_up_docs,
         };
         Ok((config, self.output))
     }
@@ -322,10 +342,27 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init { nodes, dir } => {
+        Command::Init {
+            nodes,
+            dir,
+            mempool_max_transactions,
+            epoch_length_blocks,
+        } => {
+            anyhow::ensure!(
+                mempool_max_transactions != Some(0),
+                "--mempool-max-transactions must be positive"
+            );
             let binary = process::locate_binary(process::NODE_BINARY)?;
             let testnet = init::init(nodes, &dir, &binary)
                 .with_context(|| format!("init of {}", dir.display()))?;
+            if let Some(bound) = mempool_max_transactions {
+                for node in &testnet.nodes {
+                    init::set_mempool_max_transactions(&node.home, bound)?;
+                }
+            }
+            if let Some(blocks) = epoch_length_blocks {
+                init::set_epoch_length(&testnet, blocks)?;
+            }
             println!(
                 "testnet of {} nodes in {} (chain {})",
                 testnet.nodes.len(),

@@ -8,7 +8,8 @@
 //!
 //! One module per subject: [`doc`] (documents and their versions), [`agreement`],
 //! [`ucr`], [`watch`] (the event stream), [`request`] (TFA Article 12), [`officer`],
-//! [`member`] (governance), [`audit`]. This file holds the checks they share.
+//! [`member`] (governance), [`audit`], [`evidence`] (equivocations on the ledger). This
+//! file holds the checks they share.
 //!
 //! Must never: send a payload other than the file's exact text, write a decrypted
 //! payload anywhere but where the officer asked, or overwrite an existing file.
@@ -16,6 +17,7 @@
 pub mod agreement;
 pub mod audit;
 pub mod doc;
+pub mod evidence;
 pub mod member;
 pub mod officer;
 pub mod request;

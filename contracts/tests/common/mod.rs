@@ -114,6 +114,7 @@ pub fn genesis() -> Genesis {
             officer(XB_ADMIN, "XB", &[Role::Admin], true),
         ],
         agreements: vec![],
+        epoch_length_blocks: carnet_contracts::DEFAULT_EPOCH_LENGTH_BLOCKS,
     }
 }
 

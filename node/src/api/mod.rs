@@ -17,6 +17,7 @@ mod agreements;
 mod audit;
 mod documents;
 mod events;
+mod evidence;
 mod members;
 mod officers;
 mod openapi;
@@ -205,7 +206,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/members", get(members::list))
         .route("/v1/members/proposals", post(members::propose))
         .route("/v1/members/proposals/{id}/vote", post(members::vote))
-        .route("/v1/audit", get(audit::accesses));
+        .route("/v1/audit", get(audit::accesses))
+        .route("/v1/evidence", get(evidence::list));
     #[cfg(feature = "test-hooks")]
     let signed = if test_hooks_enabled() {
         signed.route("/v1/test/keys/{id}/{version}", get(test_keys))
@@ -361,7 +363,9 @@ async fn status(State(state): State<ApiState>) -> Json<Value> {
         "height": head.height,
         "last_block_hash": hex::encode(head.digest),
         "view": s.view(),
-        "validators": s.validators.len(),
+        "validators": s.epoch().admins.len(),
+        "validator_set": s.epoch().admins,
+        "epoch": s.epoch().epoch,
         "peers": s.net_status.connected.load(std::sync::atomic::Ordering::Relaxed),
     }))
 }

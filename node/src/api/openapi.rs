@@ -429,6 +429,20 @@ pub fn openapi_document() -> Value {
             &read_errors,
         ),
     );
+    add(
+        "/v1/evidence",
+        "get",
+        op(
+            "Equivocations recorded on the ledger (any officer)",
+            vec![query_param("accused", "string", false)],
+            None,
+            json!({"type": "object", "properties": {"evidence": {"type": "array", "items": {"type": "object", "properties": {
+                "accused": {"type": "string"}, "view": {"type": "integer"}, "validator": {"type": "integer", "nullable": true},
+                "first": object(&[("kind", "string"), ("digest", "string")]), "second": object(&[("kind", "string"), ("digest", "string")]),
+                "reporter": {"type": "string"}, "height": {"type": "integer"}, "time_ms": {"type": "integer"}, "evidence": {"type": "string"}}}}}}),
+            &read_errors,
+        ),
+    );
     let cluster = object(&[
         ("kind", "string"),
         ("allowed", "string[]"),

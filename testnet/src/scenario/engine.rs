@@ -31,6 +31,9 @@ pub const HEAD_POLL_MS: u64 = 250;
 pub const HEAD_TIMEOUT_MS: u64 = 1_000;
 /// Name of the report file written into the testnet directory.
 pub const REPORT_FILE: &str = "scenario-report.json";
+/// How long the evidence check waits for equivocation reports to be final on every
+/// honest node's ledger.
+pub const EVIDENCE_WAIT_SECS: u64 = 30;
 
 /// Bounds of a run.
 #[derive(Clone, Debug)]
@@ -546,43 +549,61 @@ fn run_started(
         ),
     );
 
-    // equivocation_evidence
+    // equivocation_evidence: a final record on every honest node's ledger against every
+    // equivocating validator, and none against an honest one.
     let wanted = scenario.expected_evidence();
-    let mut missing = Vec::new();
-    let mut seen_by: Vec<String> = Vec::new();
-    for code in &wanted {
-        let index = ADMINISTRATIONS.iter().position(|(c, _)| c == code);
-        let by: Vec<String> = logs
-            .iter()
-            .filter(|(node, _)| honest.contains(node))
-            .filter(|(_, f)| {
-                f.evidence.contains(code)
-                    || index.is_some_and(|i| f.evidence.contains(&format!("validator {i}")))
-            })
-            .map(|(node, _)| node.clone())
-            .collect();
-        if by.is_empty() {
-            missing.push(code.clone());
-        } else {
-            seen_by.push(format!("{code} recorded by {}", by.join(" ")));
-        }
-    }
+    let ledger = invariants::ledger_evidence(
+        &expected_clients,
+        &wanted,
+        Duration::from_secs(EVIDENCE_WAIT_SECS),
+    );
+    let missing = ledger.missing(&wanted);
+    let honest_codes: BTreeSet<String> = honest.iter().cloned().collect();
+    let falsely = ledger.falsely_accused(&honest_codes);
+    let errors: Vec<String> = ledger
+        .accused
+        .iter()
+        .filter_map(|(node, a)| a.as_ref().err().map(|e| format!("{node}: {e}")))
+        .collect();
     check(
         names::EQUIVOCATION_EVIDENCE,
-        missing.is_empty(),
-        if wanted.is_empty() {
-            "no equivocating validator in this scenario".into()
-        } else if missing.is_empty() {
+        missing.is_empty() && falsely.is_empty(),
+        if !falsely.is_empty() {
             format!(
-                "{} (EQUIVOCATION lines in the honest nodes' logs; the ledger has no \
-                 evidence transaction yet)",
-                seen_by.join("; ")
+                "honest administration(s) {} accused on the ledger",
+                falsely.iter().cloned().collect::<Vec<_>>().join(" ")
+            )
+        } else if !missing.is_empty() {
+            format!(
+                "no final record on the ledger within {EVIDENCE_WAIT_SECS} s: {}{}",
+                missing
+                    .iter()
+                    .map(|(node, m)| format!("{node} lacks {}", m.join(" ")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", errors.join("; "))
+                }
+            )
+        } else if wanted.is_empty() {
+            format!(
+                "no equivocating validator in this scenario; no honest administration accused \
+                 on the ledger of {}",
+                expected_codes.join(" ")
             )
         } else {
-            format!(
-                "no honest node recorded evidence against {}",
-                missing.join(" ")
-            )
+            wanted
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{w} recorded by {} (a final record on each one's ledger)",
+                        expected_codes.join(" ")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
         },
     );
 

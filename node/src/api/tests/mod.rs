@@ -9,6 +9,7 @@
 mod agreements;
 mod documents;
 mod events;
+mod evidence;
 mod governance;
 mod requests;
 
@@ -175,6 +176,7 @@ fn genesis() -> Genesis {
             officer(&xc_admin(), "XC", &ALL_ROLES),
         ],
         agreements: vec![default_agreement()],
+        epoch_length_blocks: carnet_contracts::DEFAULT_EPOCH_LENGTH_BLOCKS,
     }
 }
 
@@ -194,25 +196,14 @@ fn test_node(code: &'static str, genesis: &Genesis, driver: mpsc::Sender<DriverE
     let store = Store::open(dir.path()).unwrap();
     let head = crate::node::prepare_store(&store, genesis).unwrap();
     let vault: Arc<dyn KeyVault> = Arc::new(RocksVault::new(store.clone()));
-    let validators = carnet_consensus::ValidatorSet::new(
-        genesis
-            .administrations
-            .iter()
-            .map(|a| ed25519_dalek::VerifyingKey::from_bytes(&a.validator_key.0).unwrap())
-            .collect(),
-    )
-    .unwrap();
     let seed = seed_of(code);
     let shared = Arc::new(Shared {
         admin: AdminCode(code.into()),
         chain_id: genesis.chain_id.clone(),
         genesis: genesis.clone(),
-        validators,
-        validator_admins: genesis
-            .administrations
-            .iter()
-            .map(|a| a.code.clone())
-            .collect(),
+        epoch: std::sync::RwLock::new(Arc::new(
+            crate::epochs::EpochInfo::genesis(genesis).unwrap(),
+        )),
         store: store.clone(),
         vault,
         metrics: Arc::new(crate::metrics::Metrics::new()),
