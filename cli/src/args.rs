@@ -475,7 +475,8 @@ pub enum MemberCommand {
     /// blocks later; the validator set follows.
     ProposeAdd {
         /// The administration as in genesis.json (code, name, node_key, validator_key,
-        /// encryption_key, voting_power, active).
+        /// encryption_key, voting_power, active) and its first officers
+        /// (`officers`: [{key, name, roles}], at least one admin).
         #[arg(long, value_name = "MEMBER.json")]
         file: PathBuf,
         /// Blocks between passing and taking effect (node default: 10).

@@ -944,12 +944,14 @@ impl<S: StateStore> Rules<'_, '_, S> {
                 id,
                 administration,
                 effective_delay_blocks,
+                officers,
             } => self.propose(
                 tx,
                 &signer,
                 id,
                 governance::ProposalKind::AddMember(administration.clone()),
                 *effective_delay_blocks,
+                officers,
             )?,
             Action::ProposeRemoval {
                 id,
@@ -961,6 +963,7 @@ impl<S: StateStore> Rules<'_, '_, S> {
                 id,
                 governance::ProposalKind::RemoveMember(code.clone()),
                 *effective_delay_blocks,
+                &[],
             )?,
             Action::Vote { proposal, yes } => self.vote(tx, &signer, proposal, *yes)?,
             Action::EraseDocument {

@@ -17,7 +17,7 @@ use crate::execute::{
     read_record, read_required, state_keys, BlockContext, BlockView, ExecError, Rules, StateStore,
     TxEvent, TxFailure, Write, MAX_ADMINISTRATIONS,
 };
-use crate::model::Administration;
+use crate::model::{Administration, Officer};
 use crate::tx::Transaction;
 use crate::types::{AdminCode, ProposalId, PublicKey, Role};
 use crate::ContractError;
@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_EFFECTIVE_DELAY_BLOCKS: u64 = 1_000_000;
 /// Most membership changes applied at the start of one block; the rest follow.
 pub const MAX_DUE_PER_BLOCK: usize = 16;
+/// Most officers an admission may register for the admitted administration.
+pub const MAX_INITIAL_OFFICERS: usize = 16;
 /// Largest voting power of one member.
 pub const MAX_VOTING_POWER: u64 = 1_000_000;
 /// Most proposals listed by [`proposals`].
@@ -68,6 +70,10 @@ pub struct Proposal {
     pub votes: Vec<(AdminCode, bool)>,
     pub status: ProposalStatus,
     pub height: u64,
+    /// For an admission: the admitted administration's first officers (at least one
+    /// `admin`), registered when it takes effect, so that it can act on the ledger.
+    #[serde(default)]
+    pub officers: Vec<Officer>,
 }
 
 /// What [`apply_due`] changed.
@@ -149,11 +155,26 @@ pub(crate) fn apply_due<S: StateStore>(
                 let node_taken = view
                     .get(&state_keys::member_by_node(&admin.node_key))?
                     .is_some();
+                let mut officer_taken = None;
+                for officer in &proposal.officers {
+                    if view.get(&state_keys::officer(&officer.key))?.is_some() {
+                        officer_taken = Some(officer.key);
+                        break;
+                    }
+                }
                 if code_taken {
                     Err(format!("{} is already a member", admin.code))
                 } else if node_taken {
                     Err(format!("node key {} is already in use", admin.node_key))
+                } else if let Some(key) = officer_taken {
+                    Err(format!("officer key {key} is already registered"))
                 } else {
+                    for officer in &proposal.officers {
+                        writes.push((
+                            state_keys::officer(&officer.key),
+                            Some(codec::encode(officer)),
+                        ));
+                    }
                     let mut admitted = admin.clone();
                     admitted.active = true;
                     writes.push((
@@ -245,6 +266,7 @@ impl<S: StateStore> Rules<'_, '_, S> {
         id: &ProposalId,
         kind: ProposalKind,
         effective_delay_blocks: u64,
+        officers: &[Officer],
     ) -> Result<(Vec<Write>, TxEvent), TxFailure> {
         self.acting_officer(
             tx,
@@ -302,6 +324,13 @@ impl<S: StateStore> Rules<'_, '_, S> {
                     ))
                     .into());
                 }
+                self.check_initial_officers(&admin.code, officers)?;
+            }
+            ProposalKind::RemoveMember(_) if !officers.is_empty() => {
+                return Err(ContractError::BadInput(
+                    "officers: only an admission registers officers".into(),
+                )
+                .into());
             }
             ProposalKind::RemoveMember(code) => {
                 let member: Administration =
@@ -330,10 +359,66 @@ impl<S: StateStore> Rules<'_, '_, S> {
             votes: vec![(signer.code.clone(), true)],
             status: ProposalStatus::Open,
             height: self.ctx.height,
+            officers: officers.to_vec(),
         };
         let mut writes = self.tally(&mut proposal)?;
         writes.push((key, Some(codec::encode(&proposal))));
         Ok((writes, TxEvent::ProposalCreated(proposal)))
+    }
+
+    /// The first officers of an administration to admit: 1 to
+    /// [`MAX_INITIAL_OFFICERS`], all of `code`, active, named, with distinct roles, at
+    /// least one `admin`, keys distinct and not registered yet.
+    fn check_initial_officers(
+        &self,
+        code: &AdminCode,
+        officers: &[Officer],
+    ) -> Result<(), TxFailure> {
+        let bad = |m: String| -> TxFailure { ContractError::BadInput(m).into() };
+        if officers.is_empty() || officers.len() > MAX_INITIAL_OFFICERS {
+            return Err(bad(format!(
+                "officers: an admission names 1 to {MAX_INITIAL_OFFICERS} first officers of {code} (at least one admin), got {}",
+                officers.len()
+            )));
+        }
+        if !officers.iter().any(|o| o.roles.contains(&Role::Admin)) {
+            return Err(bad(format!(
+                "officers: none has the admin role; {code} could not manage its officers"
+            )));
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for (i, officer) in officers.iter().enumerate() {
+            if &officer.administration != code || !officer.active {
+                return Err(bad(format!(
+                    "officers[{i}]: must be an active officer of {code}"
+                )));
+            }
+            if officer.name.trim().is_empty() || officer.name.len() > 256 {
+                return Err(bad(format!("officers[{i}].name: must be 1 to 256 bytes")));
+            }
+            let mut roles = officer.roles.clone();
+            roles.sort();
+            roles.dedup();
+            if roles.is_empty() || roles.len() != officer.roles.len() {
+                return Err(bad(format!(
+                    "officers[{i}].roles: at least one, none twice"
+                )));
+            }
+            if !keys.insert(officer.key) {
+                return Err(bad(format!(
+                    "officers[{i}].key: {} named twice",
+                    officer.key
+                )));
+            }
+            if self.view.get(&state_keys::officer(&officer.key))?.is_some() {
+                return Err(ContractError::Denied(format!(
+                    "officers[{i}].key: {} is already registered; keys are never reused",
+                    officer.key
+                ))
+                .into());
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn vote(

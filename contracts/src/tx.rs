@@ -97,6 +97,9 @@ pub enum Action {
         id: ProposalId,
         administration: Administration,
         effective_delay_blocks: u64,
+        /// The admitted administration's first officers (at least one `admin`),
+        /// registered when the admission takes effect.
+        officers: Vec<crate::Officer>,
     },
     /// Proposes removing a member; effective `effective_delay_blocks` after it passes.
     ProposeRemoval {

@@ -305,6 +305,13 @@ fn membership_change_takes_effect_at_the_stated_height() {
         voting_power: 1,
         active: true,
     };
+    let xe_admin = Officer {
+        key: public(75),
+        administration: code("XE"),
+        name: "XE first admin".into(),
+        roles: vec![Role::Admin],
+        active: true,
+    };
     let outcome = block(
         &mut state,
         1,
@@ -318,6 +325,7 @@ fn membership_change_takes_effect_at_the_stated_height() {
                     id: ProposalId([1; 16]),
                     administration: xe.clone(),
                     effective_delay_blocks: 2,
+                    officers: vec![xe_admin.clone()],
                 },
             ),
             act(
@@ -342,6 +350,7 @@ fn membership_change_takes_effect_at_the_stated_height() {
         }
     );
     let outcome = block(&mut state, 2, T0 + 1, vec![]);
+    assert_eq!(query::officer(&state, &public(75)).unwrap(), None);
     assert!(
         !outcome.validator_set_changed
             && query::administration(&state, &code("XE"))
@@ -354,6 +363,11 @@ fn membership_change_takes_effect_at_the_stated_height() {
     assert!(query::validator_set(&state)
         .unwrap()
         .contains(&(public(105), 1)));
+    // The admission registered XE's first officer with it, not before.
+    assert_eq!(
+        query::officer(&state, &public(75)).unwrap(),
+        Some(xe_admin.clone())
+    );
     // Removal: XA and XB and XE vote yes of 4 (XA, XB, XC, XE) → 3/4 ≥ 2/3.
     block(
         &mut state,

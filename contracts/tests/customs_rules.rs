@@ -121,6 +121,17 @@ fn new_member(c: &str, node_seed: u8) -> Administration {
     }
 }
 
+/// The first officers of an administration to admit: one admin of `c`.
+fn first_admin(c: &str, seed: u8) -> Vec<Officer> {
+    vec![Officer {
+        key: public(seed),
+        administration: code(c),
+        name: format!("{c} first admin"),
+        roles: vec![Role::Admin, Role::Officer],
+        active: true,
+    }]
+}
+
 fn granted_read(request: u8, doc: u8, purpose: &str) -> Action {
     Action::RecordGrantedAccess {
         request: request_id(request),
@@ -343,10 +354,14 @@ pub fn cases() -> Vec<Case> {
         Case { name: "an admin cannot revoke itself", tx: act("XA", XA_ADMIN, 1, Action::RevokeOfficer { key: public(XA_ADMIN) }), expect: Rejected("cannot revoke itself") },
         Case { name: "revoke an unknown key", tx: act("XA", XA_ADMIN, 1, Action::RevokeOfficer { key: public(61) }), expect: Rejected("is not registered") },
         // --- Membership governance ---
-        Case { name: "an admin proposes a new member", tx: act("XA", XA_ADMIN, 1, Action::ProposeMember { id: proposal_id(9), administration: new_member("XE", 5), effective_delay_blocks: 3 }), expect: Accepted },
-        Case { name: "a member code is never reused", tx: act("XA", XA_ADMIN, 1, Action::ProposeMember { id: proposal_id(9), administration: new_member("XD", 5), effective_delay_blocks: 3 }), expect: Rejected("XD already exists") },
-        Case { name: "a node key belongs to one member", tx: act("XA", XA_ADMIN, 1, Action::ProposeMember { id: proposal_id(9), administration: used_node, effective_delay_blocks: 3 }), expect: Rejected("node key") },
-        Case { name: "a change takes effect later", tx: act("XA", XA_ADMIN, 1, Action::ProposeMember { id: proposal_id(9), administration: new_member("XE", 5), effective_delay_blocks: 0 }), expect: Rejected("effective_delay_blocks") },
+        Case { name: "an admin proposes a new member", tx: act("XA", XA_ADMIN, 1, Action::ProposeMember { id: proposal_id(9), administration: new_member("XE", 5), effective_delay_blocks: 3, officers: first_admin("XE", 70) }), expect: Accepted },
+        Case { name: "a member code is never reused", tx: act("XA", XA_ADMIN, 1, Action::ProposeMember { id: proposal_id(9), administration: new_member("XD", 5), effective_delay_blocks: 3, officers: first_admin("XD", 70) }), expect: Rejected("XD already exists") },
+        Case { name: "a node key belongs to one member", tx: act("XA", XA_ADMIN, 1, Action::ProposeMember { id: proposal_id(9), administration: used_node, effective_delay_blocks: 3, officers: first_admin("XE", 70) }), expect: Rejected("node key") },
+        Case { name: "a change takes effect later", tx: act("XA", XA_ADMIN, 1, Action::ProposeMember { id: proposal_id(9), administration: new_member("XE", 5), effective_delay_blocks: 0, officers: first_admin("XE", 70) }), expect: Rejected("effective_delay_blocks") },
+        Case { name: "an admission names its first officers", tx: act("XA", XA_ADMIN, 1, Action::ProposeMember { id: proposal_id(9), administration: new_member("XE", 5), effective_delay_blocks: 3, officers: vec![] }), expect: Rejected("first officers of XE") },
+        Case { name: "one first officer is an admin", tx: act("XA", XA_ADMIN, 1, Action::ProposeMember { id: proposal_id(9), administration: new_member("XE", 5), effective_delay_blocks: 3, officers: vec![Officer { roles: vec![Role::Officer], ..first_admin("XE", 70).remove(0) }] }), expect: Rejected("none has the admin role") },
+        Case { name: "first officers belong to the admitted administration", tx: act("XA", XA_ADMIN, 1, Action::ProposeMember { id: proposal_id(9), administration: new_member("XE", 5), effective_delay_blocks: 3, officers: first_admin("XA", 70) }), expect: Rejected("must be an active officer of XE") },
+        Case { name: "a first officer's key is new", tx: act("XA", XA_ADMIN, 1, Action::ProposeMember { id: proposal_id(9), administration: new_member("XE", 5), effective_delay_blocks: 3, officers: first_admin("XE", XB_OFFICER) }), expect: Rejected("already registered") },
         Case { name: "remove a non-member", tx: act("XA", XA_ADMIN, 1, Action::ProposeRemoval { id: proposal_id(9), code: code("QQ"), effective_delay_blocks: 3 }), expect: Rejected("QQ is not a member") },
         Case { name: "remove an inactive member", tx: act("XA", XA_ADMIN, 1, Action::ProposeRemoval { id: proposal_id(9), code: code("XD"), effective_delay_blocks: 3 }), expect: Rejected("XD is not an active member") },
         Case { name: "proposal id already used", tx: act("XA", XA_ADMIN, 1, Action::ProposeRemoval { id: proposal_id(1), code: code("XB"), effective_delay_blocks: 3 }), expect: Rejected("proposal id") },

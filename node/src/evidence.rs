@@ -140,10 +140,44 @@ pub fn report_tx(
     Ok(tx)
 }
 
+/// A validator that keeps equivocating is reported at most once per this many views:
+/// one record proves the fact, and a report per view would fill blocks (and, as every
+/// report wakes the proposer, make the chain spin) for as long as it misbehaves.
+pub const REPORT_EVERY_VIEWS: u64 = 1000;
+
+/// Whether a report against `accused` is pending in the mempool, or the ledger holds
+/// one for a view less than [`REPORT_EVERY_VIEWS`] before `view`.
+fn already_reported(shared: &Shared, accused: &AdminCode, view: u64) -> bool {
+    let pending = shared.mempool().equivocation_reports().iter().any(
+        |(_, tx)| matches!(&tx.tx.action, Action::ReportEquivocation(r) if r.accused == *accused),
+    );
+    if pending {
+        return true;
+    }
+    match carnet_contracts::execute::query::equivocations(
+        &crate::ledger::Committed(&shared.store),
+        Some(accused),
+        carnet_contracts::evidence::MAX_LISTED_EQUIVOCATIONS,
+    ) {
+        Ok(records) => records
+            .iter()
+            .any(|r| r.report.view.saturating_add(REPORT_EVERY_VIEWS) > view),
+        Err(e) => {
+            tracing::warn!("reading recorded equivocations: {e}");
+            false
+        }
+    }
+}
+
 /// The driver's answer to `Output::Evidence`: signs a report and puts it into the
 /// mempool (gossiped when admitted). A refusal (full mempool, bad evidence) is logged;
 /// other honest nodes that saw the equivocation report it too.
 pub fn report(shared: &Shared, evidence: &Equivocation) {
+    if let Some(accused) = shared.validator_admin(evidence.validator) {
+        if already_reported(shared, &accused, evidence.view()) {
+            return;
+        }
+    }
     let tx = match report_tx(shared, evidence) {
         Ok(tx) => tx,
         Err(e) => {

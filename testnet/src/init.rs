@@ -222,14 +222,16 @@ pub fn set_epoch_length(testnet: &Testnet, epoch_length_blocks: u64) -> Result<(
 /// Prepares the node of an administration that is NOT in genesis — a candidate for
 /// admission by vote (`carnet member propose-add`): its home with the testnet's
 /// genesis, every existing node as a peer, an officer profile; adds it to the testnet
-/// (saved) and returns its administration record for the proposal. Its node follows
-/// the chain once the members admit it, and votes from the first epoch that names it.
+/// (saved) and returns its member file for the proposal: the administration record with
+/// its first officer (the profile's key, every role), registered when the admission
+/// takes effect. Its node follows the chain once the members admit it, and votes from the
+/// first epoch that names it.
 pub fn add_candidate(
     testnet: &mut Testnet,
     node_binary: &Path,
     code: &str,
     name: &str,
-) -> Result<Administration> {
+) -> Result<serde_json::Value> {
     if testnet.nodes.iter().any(|n| n.code == code) {
         return Err(TestnetError::Invalid(format!(
             "{code} is already in the testnet"
@@ -268,7 +270,17 @@ pub fn add_candidate(
     .save(&testnet.profile_path(code))?;
     testnet.nodes.push(entry);
     testnet.save()?;
-    administration_of(&out)
+    let record = administration_of(&out)?;
+    let mut member = serde_json::to_value(&record)
+        .map_err(|e| TestnetError::Invalid(format!("member record: {e}")))?;
+    let roles = serde_json::to_value([Role::Officer, Role::Supervisor, Role::Auditor, Role::Admin])
+        .map_err(|e| TestnetError::Invalid(format!("roles: {e}")))?;
+    member["officers"] = serde_json::json!([{
+        "key": hex::encode(key.verifying_key().to_bytes()),
+        "name": format!("{code} duty officer"),
+        "roles": roles,
+    }]);
+    Ok(member)
 }
 
 pub fn build_genesis(

@@ -10,8 +10,8 @@
 //!    XC's node is killed too: three of four is a quorum of the new set — under the
 //!    genesis set (XA..XD, two of them dead) the chain would stop.
 //!
-//! XE's node is watched through `/healthz` and its log: an admitted administration has
-//! no officer on the ledger yet (see the closing note of session 3).
+//! The admission registers XE's first officer with it: XE's officer uses the CLI against
+//! XE's node once the admission took effect.
 
 mod common;
 
@@ -146,7 +146,7 @@ fn the_validator_set_follows_membership_votes_at_epoch_boundaries() {
     let s = status(&xa).expect("XA status");
     assert_eq!(validator_set(&s), genesis_set, "{s}");
 
-    let xe_record = init::add_candidate(
+    let xe_member = init::add_candidate(
         &mut net.network.testnet,
         &node_binary,
         "XE",
@@ -156,7 +156,7 @@ fn the_validator_set_follows_membership_votes_at_epoch_boundaries() {
     let member_file = write_file(
         &net.scratch(),
         "xe-member.json",
-        &serde_json::to_string_pretty(&xe_record).unwrap(),
+        &serde_json::to_string_pretty(&xe_member).unwrap(),
     );
 
     timed("XE is admitted by vote and becomes a validator", || {
@@ -201,6 +201,11 @@ fn the_validator_set_follows_membership_votes_at_epoch_boundaries() {
                 }
             },
         );
+        // XE's first officer, registered by the admission, is served by XE's node.
+        let xe = net.profile("XE");
+        let s = status(&xe).expect("XE's officer reads its node's status");
+        assert_eq!(s["administration"], "XE", "{s}");
+        assert_eq!(validator_set(&s), five, "{s}");
     });
 
     timed(

@@ -31,11 +31,24 @@ struct MemberFile {
     voting_power: u64,
     #[serde(default)]
     active: Option<bool>,
+    /// The administration's first officers, registered when the admission takes effect
+    /// (at least one with the `admin` role): `[{"key","name","roles"}]`.
+    officers: Vec<FirstOfficer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct FirstOfficer {
+    key: PublicKey,
+    name: String,
+    roles: Vec<String>,
 }
 
 /// Reads a member file: an administration as in `genesis.json` (`code`, `name`,
 /// `node_key`, `validator_key`, `encryption_key`, `voting_power`; `active` may be left
-/// out).
+/// out) with its first officers (`officers`, at least one `admin`), who can act for it
+/// once it is admitted.
 pub fn read_member_file(path: &Path) -> Result<Value, CliError> {
     let text = read_json_object_file(path, "member file")?;
     let at = |e: String| CliError::bad_input(format!("member file {}: {e}", path.display()));
@@ -108,7 +121,8 @@ mod tests {
         let good = serde_json::json!({
             "code": "XD", "name": "Katanga",
             "node_key": "11".repeat(32), "validator_key": "22".repeat(32),
-            "encryption_key": "33".repeat(32), "voting_power": 1, "active": true
+            "encryption_key": "33".repeat(32), "voting_power": 1, "active": true,
+            "officers": [{"key": "44".repeat(32), "name": "XD admin", "roles": ["admin"]}]
         });
         let path = dir.join("XD.json");
         std::fs::write(&path, good.to_string()).unwrap();
@@ -119,6 +133,12 @@ mod tests {
         let e = read_member_file(&path).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.message.contains("validator_key"), "{}", e.message);
+        // Without first officers the admitted administration could not act.
+        let mut no_officers = good.clone();
+        no_officers.as_object_mut().unwrap().remove("officers");
+        std::fs::write(&path, no_officers.to_string()).unwrap();
+        let e = read_member_file(&path).unwrap_err();
+        assert!(e.message.contains("officers"), "{}", e.message);
         let mut bad_code = good;
         bad_code["code"] = "Katanga".into();
         std::fs::write(&path, bad_code.to_string()).unwrap();

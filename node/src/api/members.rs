@@ -10,7 +10,7 @@ use carnet_contracts::execute::query;
 use carnet_contracts::governance::{
     Proposal, ProposalKind, ProposalStatus, MAX_EFFECTIVE_DELAY_BLOCKS,
 };
-use carnet_contracts::{Action, AdminCode, Administration, ProposalId, PublicKey, Role};
+use carnet_contracts::{Action, AdminCode, Administration, Officer, ProposalId, PublicKey, Role};
 use rand::RngCore;
 use serde_json::{json, Value};
 
@@ -65,9 +65,10 @@ fn find_proposal(s: &Shared, id: &ProposalId) -> Result<Proposal, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no proposal {id}")))
 }
 
-/// The administration to admit, as in genesis (`active` may be left out); errors name
+/// The administration to admit, as in genesis (`active` may be left out), with its first
+/// officers (`officers`: `[{"key","name","roles"}]`, at least one `admin`); errors name
 /// the field (`add.node_key: ...`).
-fn new_member(value: Value) -> Result<Administration, ApiError> {
+fn new_member(value: Value) -> Result<(Administration, Vec<Officer>), ApiError> {
     let Value::Object(map) = value else {
         return Err(ApiError::bad_input(
             "add: must be an administration object as in genesis",
@@ -82,11 +83,23 @@ fn new_member(value: Value) -> Result<Administration, ApiError> {
     let encryption_key: String = fields.required("encryption_key").map_err(named)?;
     let voting_power: u64 = fields.required("voting_power").map_err(named)?;
     let _active: Option<bool> = fields.optional("active").map_err(named)?;
+    let officers: Option<Vec<FirstOfficer>> = fields.optional("officers").map_err(named)?;
     fields
         .finish()
         .map_err(|e| ApiError::bad_input(e.message.replacen("body:", "add:", 1)))?;
     let code =
         AdminCode::parse(code.trim()).map_err(|e| ApiError::bad_input(format!("add.code: {e}")))?;
+    let officers: Vec<Officer> = officers
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| Officer {
+            key: o.key,
+            administration: code.clone(),
+            name: o.name,
+            roles: o.roles,
+            active: true,
+        })
+        .collect();
     for (field, key) in [("node_key", &node_key), ("validator_key", &validator_key)] {
         if ed25519_dalek::VerifyingKey::from_bytes(&key.0).is_err() {
             return Err(ApiError::bad_input(format!(
@@ -98,15 +111,27 @@ fn new_member(value: Value) -> Result<Administration, ApiError> {
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| ApiError::bad_input("add.encryption_key: not 32 bytes of hex"))?;
-    Ok(Administration {
-        code,
-        name,
-        node_key,
-        validator_key,
-        encryption_key,
-        voting_power,
-        active: true,
-    })
+    Ok((
+        Administration {
+            code,
+            name,
+            node_key,
+            validator_key,
+            encryption_key,
+            voting_power,
+            active: true,
+        },
+        officers,
+    ))
+}
+
+/// A first officer of an administration to admit, as the member file names it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FirstOfficer {
+    key: PublicKey,
+    name: String,
+    roles: Vec<Role>,
 }
 
 pub(super) async fn propose(
@@ -147,7 +172,7 @@ pub(super) async fn propose(
     }
     let action = match (add, remove) {
         (Some(add), None) => {
-            let administration = new_member(add)?;
+            let (administration, officers) = new_member(add)?;
             if crate::ledger::administration(&s.store, &administration.code)
                 .map_err(internal)?
                 .is_some()
@@ -161,6 +186,7 @@ pub(super) async fn propose(
                 id,
                 administration,
                 effective_delay_blocks,
+                officers,
             }
         }
         (None, Some(code)) => {

@@ -248,9 +248,26 @@ async fn membership_changes_are_proposed_and_voted_by_admins() {
         .await;
     assert_error(&answer, StatusCode::BAD_REQUEST, &["add", "node_key"]);
 
-    // Admitting XD: XA proposes (yes), XB votes yes: 2 of 3 equal votes pass it.
+    // An admission names the first officers of the admitted administration.
     let mut member = serde_json::to_value(admin("XD", 80)).unwrap();
     member.as_object_mut().unwrap().remove("active");
+    let answer = net
+        .call(
+            "XA",
+            &xa_admin(),
+            Method::POST,
+            post,
+            json!({"add": member.clone()}),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, &["officers", "XD"]);
+
+    // Admitting XD: XA proposes (yes), XB votes yes: 2 of 3 equal votes pass it.
+    member["officers"] = json!([{
+        "key": hex::encode([81u8; 32]),
+        "name": "XD first admin",
+        "roles": ["admin"]
+    }]);
     let (status, proposal) = net
         .call(
             "XA",
