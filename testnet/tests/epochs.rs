@@ -25,14 +25,6 @@ const EPOCH_LENGTH_BLOCKS: u64 = 8;
 /// Upper bound for a network condition to come about (not a performance assertion).
 const SETTLE: Duration = Duration::from_secs(120);
 
-fn ok(profile: &Path, args: &[&str], what: &str) -> serde_json::Value {
-    let mut all = vec!["--profile", profile.to_str().unwrap(), "--output", "json"];
-    all.extend_from_slice(args);
-    let out = carnet(&all);
-    assert_exit(&out, 0, what);
-    json(&out)
-}
-
 /// `carnet status` of a node, or `None` while it does not answer.
 fn status(profile: &Path) -> Option<serde_json::Value> {
     let out = carnet(&[
@@ -43,18 +35,6 @@ fn status(profile: &Path) -> Option<serde_json::Value> {
         "status",
     ]);
     out.status.success().then(|| json(&out))
-}
-
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let last = match check() {
-            Ok(value) => return value,
-            Err(last) => last,
-        };
-        assert!(Instant::now() < deadline, "{what}: {last}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 fn validator_set(s: &serde_json::Value) -> Vec<String> {
@@ -71,7 +51,7 @@ fn validator_set(s: &serde_json::Value) -> Vec<String> {
 /// Waits until the node behind `profile` runs an epoch whose validators are `expected`
 /// and has committed `blocks_after` more blocks in it; returns (epoch, height).
 fn wait_for_set(profile: &Path, expected: &[&str], blocks_after: u64, what: &str) -> (u64, u64) {
-    let (epoch, height) = eventually(what, || {
+    let (epoch, height) = eventually_settle(what, || {
         let s = status(profile).ok_or("no status")?;
         if validator_set(&s) == expected {
             Ok((
@@ -83,7 +63,7 @@ fn wait_for_set(profile: &Path, expected: &[&str], blocks_after: u64, what: &str
         }
     });
     let target = height + blocks_after;
-    eventually(
+    eventually_settle(
         &format!("{what}: {blocks_after} blocks in the new epoch"),
         || {
             let s = status(profile).ok_or("no status")?;
@@ -112,11 +92,6 @@ fn pass(xa: &Path, args: &[&str], voters: &[&Path], what: &str) -> u64 {
     last["effective_height"]
         .as_u64()
         .unwrap_or_else(|| panic!("a passed proposal has its height: {last}"))
-}
-
-fn log_of(net: &TestNetwork, code: &str) -> String {
-    let node = net.network.testnet.node(code).expect("node entry");
-    String::from_utf8_lossy(&std::fs::read(node.node_log()).unwrap_or_default()).into_owned()
 }
 
 #[test]
@@ -184,7 +159,7 @@ fn the_validator_set_follows_membership_votes_at_epoch_boundaries() {
             height + 1 >= effective,
             "the set changes at an epoch boundary at or after the admission ({effective})"
         );
-        eventually(
+        eventually_settle(
             "XE's node catches up and runs an engine in a five-validator epoch",
             || {
                 let h = net.network.height("XE").unwrap_or(0);
@@ -231,7 +206,7 @@ fn the_validator_set_follows_membership_votes_at_epoch_boundaries() {
             assert_eq!(validator_set(&s), five, "{s}");
             assert!(height + 5 < effective, "the check ends before the removal");
             for profile in [&xa, &xb, &xc] {
-                eventually("commits go on without XD", || {
+                eventually_settle("commits go on without XD", || {
                     let s = status(profile).ok_or("no status")?;
                     let h = s["height"].as_u64().unwrap_or(0);
                     if h >= height + 5 && validator_set(&s) == five {
@@ -258,7 +233,7 @@ fn the_validator_set_follows_membership_votes_at_epoch_boundaries() {
         || {
             net.network.kill("XC").expect("kill XC");
             let height = status(&xa).expect("XA")["height"].as_u64().unwrap();
-            eventually("XE's node commits on with three of four", || {
+            eventually_settle("XE's node commits on with three of four", || {
                 let h = net.network.height("XE").unwrap_or(0);
                 if h >= height + 5 {
                     Ok(())
@@ -267,7 +242,7 @@ fn the_validator_set_follows_membership_votes_at_epoch_boundaries() {
                 }
             });
             for profile in [&xa, &xb] {
-                eventually("commits go on with three of four", || {
+                eventually_settle("commits go on with three of four", || {
                     let h = status(profile).ok_or("no status")?["height"]
                         .as_u64()
                         .unwrap_or(0);
@@ -313,4 +288,8 @@ fn the_validator_set_follows_membership_votes_at_epoch_boundaries() {
         );
     }
     let _ = xd;
+}
+
+fn eventually_settle<T>(what: &str, check: impl FnMut() -> Result<T, String>) -> T {
+    eventually(what, SETTLE, check)
 }

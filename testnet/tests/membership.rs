@@ -9,43 +9,15 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Blocks between the removal passing and taking effect.
 const EFFECTIVE_DELAY_BLOCKS: &str = "3";
 /// Upper bound for a network condition to come about (not a performance assertion).
 const SETTLE: Duration = Duration::from_secs(60);
 
-/// `carnet --profile PROFILE --output json ARGS...`, asserting exit 0.
-fn ok(profile: &Path, args: &[&str], what: &str) -> serde_json::Value {
-    let mut all = vec!["--profile", profile.to_str().unwrap(), "--output", "json"];
-    all.extend_from_slice(args);
-    let out = carnet(&all);
-    assert_exit(&out, 0, what);
-    json(&out)
-}
-
 fn status(profile: &Path) -> serde_json::Value {
     ok(profile, &["status"], "status")
-}
-
-/// Polls `check` until it holds, failing with `what` and the last observation after
-/// [`SETTLE`].
-fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let last = match check() {
-            Ok(()) => return,
-            Err(last) => last,
-        };
-        assert!(Instant::now() < deadline, "{what}: {last}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn log_of(net: &TestNetwork, code: &str) -> String {
-    let node = net.network.testnet.node(code).expect("node entry");
-    String::from_utf8_lossy(&std::fs::read(node.node_log()).unwrap_or_default()).into_owned()
 }
 
 #[test]
@@ -95,7 +67,7 @@ fn removed_member_is_disconnected_refused_and_told() {
                 wait_for_height(profile.to_str().unwrap(), effective_height + 2);
             }
             for profile in remaining {
-                eventually("a remaining member drops XD", || {
+                eventually_settle("a remaining member drops XD", || {
                     let s = status(profile);
                     if s["peers"] == 2 {
                         Ok(())
@@ -121,7 +93,7 @@ fn removed_member_is_disconnected_refused_and_told() {
                 );
             }
             // XD's node keeps dialing and is refused; it never counts a member as a peer.
-            eventually("XD's node has no peer left", || {
+            eventually_settle("XD's node has no peer left", || {
                 let s = status(&xd);
                 if s["peers"] == 0 {
                     Ok(())
@@ -135,7 +107,7 @@ fn removed_member_is_disconnected_refused_and_told() {
     timed(
         "XD's node reports its administration is no longer a member",
         || {
-            eventually("XD's node logs its removal", || {
+            eventually_settle("XD's node logs its removal", || {
                 let log = log_of(&net, "XD");
                 if log.contains("this administration is no longer a member") {
                     Ok(())
@@ -240,7 +212,7 @@ fn removed_member_is_disconnected_refused_and_told() {
                 "after the restart the allow-list comes from the ledger, without XD: {}",
                 lists[1]
             );
-            eventually("the restarted XB reconnects to XA and XC only", || {
+            eventually_settle("the restarted XB reconnects to XA and XC only", || {
                 let s = status(&xb);
                 if s["peers"] == 2 {
                     Ok(())
@@ -250,4 +222,8 @@ fn removed_member_is_disconnected_refused_and_told() {
             });
         },
     );
+}
+
+fn eventually_settle<T>(what: &str, check: impl FnMut() -> Result<T, String>) -> T {
+    eventually(what, SETTLE, check)
 }

@@ -239,3 +239,36 @@ pub fn wait_for_height(profile: &str, height: u64) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// `carnet --profile PROFILE --output json ARGS...`, asserting exit 0.
+pub fn ok(profile: &Path, args: &[&str], what: &str) -> serde_json::Value {
+    let mut all = vec!["--profile", profile.to_str().unwrap(), "--output", "json"];
+    all.extend_from_slice(args);
+    let out = carnet(&all);
+    assert_exit(&out, 0, what);
+    json(&out)
+}
+
+/// Polls `check` until it holds, failing with `what` and the last observation after
+/// `settle` (an upper bound for a network condition, not a performance assertion).
+pub fn eventually<T>(
+    what: &str,
+    settle: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + settle;
+    loop {
+        let last = match check() {
+            Ok(value) => return value,
+            Err(last) => last,
+        };
+        assert!(Instant::now() < deadline, "{what}: {last}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The node log of `code` so far.
+pub fn log_of(net: &TestNetwork, code: &str) -> String {
+    let node = net.network.testnet.node(code).expect("node entry");
+    String::from_utf8_lossy(&std::fs::read(node.node_log()).unwrap_or_default()).into_owned()
+}
