@@ -237,6 +237,11 @@ impl Network {
             for code in codes {
                 if !self.is_running(code) {
                     let node = self.testnet.node(code)?;
+                    // Just spawned, not exec'd yet: starting, not dead.
+                    if node.pid.is_some_and(process::is_alive) {
+                        lagging = Some((code.clone(), "starting".into()));
+                        continue;
+                    }
                     return Err(TestnetError::Invalid(format!(
                         "node {code} is not running (exited or never started){}",
                         process::log_tails(node, LOG_TAIL_LINES)

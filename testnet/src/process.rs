@@ -101,6 +101,17 @@ pub fn spawn_node_with(node_binary: &Path, node: &NodeEntry, launch: &Launch) ->
 }
 
 /// True if `pid` is a live (not zombie) `carnet-node` whose command line names `home`.
+/// Whether process `pid` exists and is neither a zombie nor dead. A child just spawned
+/// is alive before it has exec'd the node (then [`is_node_process`] is still false).
+pub fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, Some("Z") | Some("X") | None)
+    })
+}
+
 pub fn is_node_process(pid: u32, home: &Path) -> bool {
     let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => s,

@@ -710,14 +710,7 @@ impl Runner for ProcessRunner {
                     // node (or `ip netns exec`) yet. Dead is: gone or a zombie (the
                     // check above reaps our own children).
                     if let Ok(node) = self.network.testnet.node(code) {
-                        let alive = node.pid.is_some_and(|pid| {
-                            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                                let state = stat
-                                    .rsplit_once(')')
-                                    .and_then(|(_, rest)| rest.split_whitespace().next());
-                                !matches!(state, Some("Z") | Some("X") | None)
-                            })
-                        });
+                        let alive = node.pid.is_some_and(process::is_alive);
                         if !alive {
                             return Err(failed(format!(
                                 "node {code} exited while starting{}",
