@@ -647,8 +647,9 @@ impl<S: StateStore> Rules<'_, '_, S> {
         doc: &DocumentSubmission,
     ) -> Result<(Vec<Write>, TxEvent), TxFailure> {
         let (mut writes, event) = self.submit_document(tx, issuer, doc)?;
-        let record: AgreementRecord = self
-            .load(&state_keys::agreement(id))?
+        let record = self
+            .view
+            .cached::<AgreementRecord>(&state_keys::agreement(id))?
             .ok_or_else(|| ContractError::NotFound(format!("agreement: {id} does not exist")))?;
         if record.status != AgreementStatus::Active {
             let waiting: Vec<&str> = record

@@ -55,7 +55,9 @@ use crate::tx::{MAX_CIPHERTEXT_BYTES, MAX_TX_TTL_MS};
 use crate::types::{AdminCode, DocumentId, DocumentStatus, Hash32, PublicKey, Role};
 use crate::ContractError;
 use crate::{agreement, erasure, evidence, governance, lifecycle, officers, request};
-use std::collections::{BTreeMap, BTreeSet};
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 
 /// Most recipients of one document.
 pub const MAX_RECIPIENTS: usize = 16;
@@ -380,7 +382,15 @@ pub(crate) struct BlockView<'a, S: StateStore> {
     base: &'a S,
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     journal: Vec<Write>,
+    /// Records decoded during this block (members, officers, agreements), so that the
+    /// many documents of a block that name the same agreement, issuer and recipients
+    /// read and decode them once. An entry is dropped when the block writes its key;
+    /// at most [`MAX_DECODED_PER_BLOCK`] entries (then the cache starts over).
+    decoded: std::cell::RefCell<HashMap<Vec<u8>, Rc<dyn Any>>>,
 }
+
+/// Bound of [`BlockView`]'s cache of decoded records.
+const MAX_DECODED_PER_BLOCK: usize = 1024;
 
 impl<'a, S: StateStore> BlockView<'a, S> {
     fn new(base: &'a S) -> Self {
@@ -388,7 +398,32 @@ impl<'a, S: StateStore> BlockView<'a, S> {
             base,
             pending: BTreeMap::new(),
             journal: Vec::new(),
+            decoded: std::cell::RefCell::new(HashMap::new()),
         }
+    }
+
+    /// Reads and decodes a record through the block's cache of decoded records: the
+    /// same value [`read_record`] gives, decoded once per block while its key is not
+    /// written.
+    pub(crate) fn cached<T: serde::de::DeserializeOwned + 'static>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<Rc<T>>, ExecError> {
+        if let Some(hit) = self.decoded.borrow().get(key) {
+            if let Ok(value) = hit.clone().downcast::<T>() {
+                return Ok(Some(value));
+            }
+        }
+        let Some(value) = read_record::<T>(self, key)? else {
+            return Ok(None);
+        };
+        let value = Rc::new(value);
+        let mut decoded = self.decoded.borrow_mut();
+        if decoded.len() >= MAX_DECODED_PER_BLOCK {
+            decoded.clear();
+        }
+        decoded.insert(key.to_vec(), value.clone() as Rc<dyn Any>);
+        Ok(Some(value))
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -426,7 +461,9 @@ impl<'a, S: StateStore> BlockView<'a, S> {
     }
 
     pub(crate) fn apply(&mut self, writes: Vec<Write>) {
+        let decoded = self.decoded.get_mut();
         for (key, value) in writes {
+            decoded.remove(&key);
             self.pending.insert(key.clone(), value.clone());
             self.journal.push((key, value));
         }
@@ -1037,9 +1074,13 @@ impl<S: StateStore> Rules<'_, '_, S> {
                 ))
             })?;
         let code = AdminCode(String::from_utf8_lossy(&code).into_owned());
-        let admin: Administration = read_required(self.view, &state_keys::member(&code), || {
-            format!("node key {signer} points to missing member {code}")
-        })?;
+        let admin: Administration = self
+            .view
+            .cached::<Administration>(&state_keys::member(&code))?
+            .map(|admin| (*admin).clone())
+            .ok_or_else(|| {
+                ExecError::Corrupt(format!("node key {signer} points to missing member {code}"))
+            })?;
         if !admin.active {
             return Err(ContractError::Denied(format!(
                 "signer: administration {code} is not active"
@@ -1054,7 +1095,10 @@ impl<S: StateStore> Rules<'_, '_, S> {
         key: &PublicKey,
         admin: &AdminCode,
     ) -> Result<Officer, TxFailure> {
-        let officer: Officer = read_record(self.view, &state_keys::officer(key))?
+        let officer: Officer = self
+            .view
+            .cached::<Officer>(&state_keys::officer(key))?
+            .map(|officer| (*officer).clone())
             .ok_or_else(|| ContractError::NotFound(format!("officer: {key} is not registered")))?;
         if officer.administration != *admin {
             return Err(ContractError::Denied(format!(
@@ -1166,7 +1210,9 @@ impl<S: StateStore> Rules<'_, '_, S> {
                 ))
                 .into());
             }
-            let member: Administration = read_record(self.view, &state_keys::member(recipient))?
+            let member = self
+                .view
+                .cached::<Administration>(&state_keys::member(recipient))?
                 .ok_or_else(|| {
                     ContractError::NotFound(format!("recipients: {recipient} is not a member"))
                 })?;

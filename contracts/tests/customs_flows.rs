@@ -670,3 +670,70 @@ fn retention_in_seconds_erases_after_that_many_seconds() {
         vec![(doc_id(1), 1)]
     );
 }
+
+/// Records read once per block (the block's cache of decoded records) must follow the
+/// block's own writes: an agreement accepted, and an officer revoked, between two
+/// transactions of one block.
+#[test]
+fn records_changed_mid_block_are_read_as_changed() {
+    let mut state = fresh();
+    let a = example("export-import.json");
+    let propose = act("XA", XA_ADMIN, 1, Action::ProposeAgreement(a.clone()));
+    let under = |id: u8, nonce: u64| {
+        act(
+            "XA",
+            XA_OFFICER,
+            nonce,
+            Action::SubmitUnderAgreement {
+                agreement: a.id,
+                submission: submission(id, &["XB"]),
+            },
+        )
+    };
+    let accept = act("XB", XB_ADMIN, 3, Action::AcceptAgreement { id: a.id });
+    let revoke = act(
+        "XA",
+        XA_ADMIN,
+        5,
+        Action::RevokeOfficer {
+            key: public(XA_OFFICER),
+        },
+    );
+    let signed: Vec<_> = [
+        propose,
+        under(1, 2),
+        accept,
+        under(2, 4),
+        revoke,
+        under(3, 6),
+    ]
+    .into_iter()
+    .map(sign)
+    .collect();
+    let outcome = execute_block(&mut state, &ctx(1, T0), &signed).unwrap();
+    let failure = |i: usize| {
+        outcome.receipts[i]
+            .outcome
+            .clone()
+            .err()
+            .map(|e| e.to_string())
+    };
+    assert_eq!(failure(0), None);
+    assert!(
+        failure(1).is_some_and(|e| e.contains("not active")),
+        "{:?}",
+        failure(1)
+    );
+    assert_eq!(failure(2), None);
+    assert_eq!(
+        failure(3),
+        None,
+        "accepted mid-block: the submission passes"
+    );
+    assert_eq!(failure(4), None);
+    assert!(
+        failure(5).is_some_and(|e| e.contains("revoked")),
+        "{:?}",
+        failure(5)
+    );
+}
