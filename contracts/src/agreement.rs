@@ -448,16 +448,33 @@ pub fn covering_agreements<S: StateStore>(
     recipients: &[AdminCode],
     kind: DocumentKind,
 ) -> Result<Vec<Agreement>, ExecError> {
-    Ok(agreements(state)?
-        .into_iter()
+    Ok(covering_among(
+        &agreements(state)?,
+        issuer,
+        recipients,
+        kind,
+    ))
+}
+
+/// [`covering_agreements`] among agreement records already read (e.g. cached by the
+/// caller for one committed height).
+pub fn covering_among(
+    records: &[AgreementRecord],
+    issuer: &AdminCode,
+    recipients: &[AdminCode],
+    kind: DocumentKind,
+) -> Vec<Agreement> {
+    records
+        .iter()
         .filter(|r| r.status == AgreementStatus::Active)
-        .map(|r| r.terms)
+        .map(|r| &r.terms)
         .filter(|a| {
             a.has_party(issuer)
                 && recipients.iter().all(|r| a.has_party(r))
                 && a.cluster(kind).is_some()
         })
-        .collect())
+        .cloned()
+        .collect()
 }
 
 /// Why no single agreement could be picked for a submission.
@@ -507,12 +524,22 @@ pub fn resolve_agreement<S: StateStore>(
     recipients: &[AdminCode],
     kind: DocumentKind,
 ) -> Result<Agreement, ResolveError> {
-    let mut covering = covering_agreements(state, issuer, recipients, kind)?;
+    resolve_among(&agreements(state)?, issuer, recipients, kind)
+}
+
+/// [`resolve_agreement`] among agreement records already read.
+pub fn resolve_among(
+    records: &[AgreementRecord],
+    issuer: &AdminCode,
+    recipients: &[AdminCode],
+    kind: DocumentKind,
+) -> Result<Agreement, ResolveError> {
+    let mut covering = covering_among(records, issuer, recipients, kind);
     match covering.len() {
         1 => Ok(covering.remove(0)),
         0 => {
-            let hints = agreements(state)?
-                .into_iter()
+            let hints = records
+                .iter()
                 .filter(|r| r.status == AgreementStatus::Active && r.terms.has_party(issuer))
                 .map(|r| r.agreement)
                 .collect();

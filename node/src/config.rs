@@ -47,10 +47,28 @@ pub struct ConsensusSection {
     /// Wait before the leader proposes an empty block (not in the interface file; optional).
     #[serde(default = "default_empty_block_interval_ms")]
     pub empty_block_interval_ms: u64,
+    /// Adaptive block size (optional): a leader holding fewer than `full_block_txs`
+    /// proposable transactions waits until this long after its parent's block time
+    /// before it proposes, so that a block carries what arrives meanwhile instead of
+    /// paying a block's fixed cost (votes, certificates, fsyncs) for a few documents.
+    /// 0 proposes at once.
+    #[serde(default = "default_min_block_interval_ms")]
+    pub min_block_interval_ms: u64,
+    /// Proposable transactions that make a block worth proposing at once (optional).
+    #[serde(default = "default_full_block_txs")]
+    pub full_block_txs: usize,
 }
 
 fn default_empty_block_interval_ms() -> u64 {
     500
+}
+
+fn default_min_block_interval_ms() -> u64 {
+    20
+}
+
+fn default_full_block_txs() -> usize {
+    256
 }
 
 impl Default for ConsensusSection {
@@ -60,6 +78,8 @@ impl Default for ConsensusSection {
             notarization_timeout_ms: 2000,
             retry_timeout_ms: 1000,
             empty_block_interval_ms: default_empty_block_interval_ms(),
+            min_block_interval_ms: default_min_block_interval_ms(),
+            full_block_txs: default_full_block_txs(),
         }
     }
 }

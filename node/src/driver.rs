@@ -57,6 +57,10 @@ pub struct DriverConfig {
     /// runs without this node as a validator (logged).
     pub validator_public: [u8; 32],
     pub empty_block_interval_ms: u64,
+    /// See `[consensus] min_block_interval_ms` (config.rs).
+    pub min_block_interval_ms: u64,
+    /// See `[consensus] full_block_txs` (config.rs).
+    pub full_block_txs: usize,
     pub leader_timeout_ms: u64,
     pub notarization_timeout_ms: u64,
     pub retry_timeout_ms: u64,
@@ -113,6 +117,8 @@ pub struct Driver {
     empty_block_interval_ms: u64,
     /// (view, parent, height) we were asked to propose for.
     pending_proposal: Option<(View, Digest, u64)>,
+    /// View whose proposal waits for its block interval (a `ProposalDue` is on its way).
+    lingering: Option<View>,
     recent: HashMap<Digest, RecentBlock>,
     timers: HashMap<(View, TimerKind), AbortHandle>,
     last_progress: Instant,
@@ -140,6 +146,7 @@ impl Driver {
             shared,
             engine: None,
             empty_block_interval_ms: config.empty_block_interval_ms,
+            lingering: None,
             config,
             events,
             head,
@@ -346,11 +353,7 @@ impl Driver {
                     self.propose();
                 }
             }
-            DriverEvent::TxAdmitted => {
-                if self.pending_proposal.is_some() {
-                    self.propose();
-                }
-            }
+            DriverEvent::TxAdmitted => self.propose_when_due(),
             DriverEvent::Verified { digest, valid } => {
                 self.feed(Input::BlockVerified { digest, valid });
             }
@@ -427,8 +430,8 @@ impl Driver {
                     height,
                 } => {
                     self.pending_proposal = Some((view, parent, height));
-                    if self.has_proposable_txs(&parent) {
-                        self.propose();
+                    if self.proposable_txs(&parent, 1) > 0 {
+                        self.propose_when_due();
                     } else {
                         let events = self.events.clone();
                         let after = Duration::from_millis(self.empty_block_interval_ms);
@@ -557,13 +560,48 @@ impl Driver {
         out
     }
 
-    fn has_proposable_txs(&self, parent: &Digest) -> bool {
+    /// How many transactions a block on `parent` could carry, counting up to `max`.
+    fn proposable_txs(&self, parent: &Digest, max: usize) -> usize {
         let exclude = self.pending_ancestor_txs(parent);
-        !self
-            .shared
+        self.shared
             .mempool()
-            .select(&exclude, now_ms(), 1)
-            .is_empty()
+            .count_selectable(&exclude, now_ms(), max)
+    }
+
+    /// Adaptive block size: proposes the pending block now if it would be full enough
+    /// ([`DriverConfig::full_block_txs`]) or its interval since the parent's block time
+    /// has passed ([`DriverConfig::min_block_interval_ms`]); otherwise lets one
+    /// `ProposalDue` come when the interval ends (the transactions arriving meanwhile
+    /// join the block). Never waits without a transaction to propose.
+    fn propose_when_due(&mut self) {
+        let Some((view, parent, _)) = self.pending_proposal else {
+            return;
+        };
+        let full = self.config.full_block_txs.max(1);
+        let count = self.proposable_txs(&parent, full);
+        if count == 0 {
+            return;
+        }
+        let due_ms = self
+            .time_of(&parent)
+            .unwrap_or(self.head.time_ms)
+            .saturating_add(self.config.min_block_interval_ms);
+        let now = now_ms();
+        if count >= full || now >= due_ms {
+            self.propose();
+            return;
+        }
+        if self.lingering == Some(view) {
+            return;
+        }
+        self.lingering = Some(view);
+        let events = self.events.clone();
+        // The parent's time is its proposer's clock: never wait longer than the interval.
+        let after = Duration::from_millis((due_ms - now).min(self.config.min_block_interval_ms));
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = events.send(DriverEvent::ProposalDue { view }).await;
+        });
     }
 
     fn propose(&mut self) {

@@ -310,6 +310,39 @@ impl Mempool {
         Ok(hash)
     }
 
+    /// The transactions a block may carry, in admission order: not in `exclude`, not
+    /// expired at `now_ms`, at most `max_txs` (and the node's batch size) and
+    /// [`MAX_PROPOSAL_BYTES`] in all.
+    fn selectable<'a>(
+        &'a self,
+        exclude: &'a HashSet<[u8; 32]>,
+        now_ms: u64,
+        max_txs: usize,
+    ) -> impl Iterator<Item = &'a Entry> + 'a {
+        let mut bytes = 0usize;
+        self.order
+            .iter()
+            .filter(|hash| !exclude.contains(*hash))
+            .filter_map(|hash| self.entries.get(hash))
+            .filter(move |entry| entry.tx.tx.expires_at_ms > now_ms)
+            .take_while(move |entry| {
+                bytes += entry.encoded_len;
+                bytes <= MAX_PROPOSAL_BYTES
+            })
+            .take(self.max_batch_transactions.min(max_txs))
+    }
+
+    /// How many transactions [`Mempool::select`] would return, counting up to `max_txs`
+    /// (without copying them).
+    pub fn count_selectable(
+        &self,
+        exclude: &HashSet<[u8; 32]>,
+        now_ms: u64,
+        max_txs: usize,
+    ) -> usize {
+        self.selectable(exclude, now_ms, max_txs).count()
+    }
+
     /// Up to `max_batch_transactions` transactions (and [`MAX_PROPOSAL_BYTES`]) in
     /// arrival order, skipping `exclude` and transactions expired at `now_ms`. They stay
     /// in the mempool until a finalized block removes them.
@@ -319,29 +352,9 @@ impl Mempool {
         now_ms: u64,
         max_txs: usize,
     ) -> Vec<SignedTransaction> {
-        let limit = self.max_batch_transactions.min(max_txs);
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        for hash in &self.order {
-            if out.len() >= limit {
-                break;
-            }
-            if exclude.contains(hash) {
-                continue;
-            }
-            let Some(entry) = self.entries.get(hash) else {
-                continue;
-            };
-            if entry.tx.tx.expires_at_ms <= now_ms {
-                continue;
-            }
-            if bytes + entry.encoded_len > MAX_PROPOSAL_BYTES {
-                break;
-            }
-            bytes += entry.encoded_len;
-            out.push(entry.tx.clone());
-        }
-        out
+        self.selectable(exclude, now_ms, max_txs)
+            .map(|entry| entry.tx.clone())
+            .collect()
     }
 
     fn forget(&mut self, entry: &Entry) {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use carnet_consensus::{Block, Digest, Ed25519Signer, Message, ValidatorIndex, ValidatorSet};
-use carnet_contracts::agreement::{Agreement, MAX_AGREEMENTS};
+use carnet_contracts::agreement::{Agreement, AgreementRecord, MAX_AGREEMENTS};
 use carnet_contracts::envelope::{
     agreement_key_info, open_and_check, unwrap_keys, unwrap_secret, wrap_info,
 };
@@ -82,6 +82,9 @@ pub struct Shared {
     /// UCR keys of the agreements this administration is party to, unwrapped from the
     /// ledger on first use (at most `MAX_AGREEMENTS`; zeroized when dropped).
     pub(crate) ucr_keys: Mutex<HashMap<AgreementId, Zeroizing<[u8; 32]>>>,
+    /// The agreement records of the committed ledger, read once per committed height
+    /// (every submission that names no agreement resolves one among them).
+    pub(crate) agreements_at: Mutex<Option<(u64, Arc<Vec<AgreementRecord>>)>>,
     /// Height of the last committed block, published on every commit (event streams
     /// follow it).
     pub(crate) heads: watch::Sender<u64>,
@@ -206,6 +209,25 @@ impl Shared {
     /// Follows the height of committed blocks.
     pub fn subscribe_heads(&self) -> watch::Receiver<u64> {
         self.heads.subscribe()
+    }
+
+    /// The agreement records on the committed ledger (at most `MAX_AGREEMENTS`), read
+    /// once per committed height.
+    pub fn agreement_records(&self) -> Result<Arc<Vec<AgreementRecord>>, String> {
+        // The tag is read before the scan: records newer than their tag are harmless,
+        // older ones are never served for a later height.
+        let height = self.head().height;
+        if let Some((at, records)) = lock(&self.agreements_at).as_ref() {
+            if *at == height {
+                return Ok(records.clone());
+            }
+        }
+        let records =
+            carnet_contracts::agreement::agreements(&crate::ledger::Committed(&self.store))
+                .map(Arc::new)
+                .map_err(|e| format!("reading the agreements: {e}"))?;
+        *lock(&self.agreements_at) = Some((height, records.clone()));
+        Ok(records)
     }
 
     /// The UCR key of `agreement`, unwrapped from this administration's wrap on the
@@ -736,6 +758,7 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
         node_key: home.node_key.clone(),
         encryption_secret: Zeroizing::new(home.encryption_key.to_bytes()),
         ucr_keys: Mutex::new(HashMap::new()),
+        agreements_at: Mutex::new(None),
         heads: watch::Sender::new(head.height),
         waiters: Mutex::new(HashMap::new()),
         head: Mutex::new(head.clone()),
@@ -834,6 +857,8 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
             signer: Arc::new(signer),
             validator_public,
             empty_block_interval_ms: home.config.consensus.empty_block_interval_ms,
+            min_block_interval_ms: home.config.consensus.min_block_interval_ms,
+            full_block_txs: home.config.consensus.full_block_txs,
             leader_timeout_ms: home.config.consensus.leader_timeout_ms,
             notarization_timeout_ms: home.config.consensus.notarization_timeout_ms,
             retry_timeout_ms: home.config.consensus.retry_timeout_ms,

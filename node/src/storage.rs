@@ -170,6 +170,19 @@ fn synced() -> WriteOptions {
     w
 }
 
+/// The smallest key greater than every key starting with `prefix`; `None` when there
+/// is none (an empty prefix, or all 0xFF bytes).
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut bound = prefix.to_vec();
+    while let Some(last) = bound.pop() {
+        if last < u8::MAX {
+            bound.push(last + 1);
+            return Some(bound);
+        }
+    }
+    None
+}
+
 fn checked_read() -> ReadOptions {
     let mut r = ReadOptions::default();
     r.set_verify_checksums(true);
@@ -199,6 +212,11 @@ impl Store {
             cf.set_paranoid_checks(true);
             if *name == CF_PAYLOADS {
                 cf.set_compression_type(rocksdb::DBCompressionType::None);
+            } else if *name == CF_OUTBOX {
+                // A queue: every entry is deleted once delivered. Files dense with
+                // tombstones are compacted early so that scans do not wade through them.
+                cf.set_compression_type(rocksdb::DBCompressionType::Lz4);
+                cf.add_compact_on_deletion_collector_factory(1024, 512, 0.5);
             } else {
                 cf.set_compression_type(rocksdb::DBCompressionType::Lz4);
             }
@@ -334,9 +352,16 @@ impl Store {
         prefix: &[u8],
         limit: usize,
     ) -> Result<Entries, StorageError> {
+        // The upper bound keeps a seek from walking past the prefix over deleted keys
+        // (the outbox deletes every entry it delivers: a seek into an empty prefix
+        // would otherwise skip every tombstone after it to find the next live key).
+        let mut read = checked_read();
+        if let Some(bound) = prefix_successor(prefix) {
+            read.set_iterate_upper_bound(bound);
+        }
         let iter = self.db.iterator_cf_opt(
             self.cf(cf),
-            checked_read(),
+            read,
             IteratorMode::From(prefix, Direction::Forward),
         );
         let mut out = Vec::new();
@@ -627,6 +652,29 @@ impl<'a> StateOverlay<'a> {
 mod tests {
     use super::*;
     use carnet_consensus::VoteKind;
+
+    #[test]
+    fn prefix_scans_stay_inside_their_prefix() {
+        assert_eq!(prefix_successor(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_successor(&[1, 255]), Some(vec![2]));
+        assert_eq!(prefix_successor(&[255, 255]), None);
+        assert_eq!(prefix_successor(&[]), None);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for key in [&[1u8, 0][..], &[1, 255], &[2], &[2, 0], &[255, 255, 1]] {
+            store.put_raw(CF_OUTBOX, key, b"v").unwrap();
+        }
+        store.db.delete_cf(store.cf(CF_OUTBOX), [2u8]).unwrap();
+        let keys = |prefix: &[u8]| -> Vec<Vec<u8>> {
+            let entries = store.scan_prefix(CF_OUTBOX, prefix, 10).unwrap();
+            entries.into_iter().map(|(k, _)| k).collect()
+        };
+        assert_eq!(keys(&[1]), vec![vec![1, 0], vec![1, 255]]);
+        assert_eq!(keys(&[2]), vec![vec![2, 0]]);
+        assert_eq!(keys(&[3]), Vec::<Vec<u8>>::new());
+        assert_eq!(keys(&[255, 255]), vec![vec![255, 255, 1]]);
+        assert_eq!(keys(&[]).len(), 4);
+    }
 
     fn cert(view: View, digest: Digest) -> Certificate {
         Certificate {

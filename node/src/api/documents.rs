@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use carnet_contracts::agreement::{
-    check_payload, resolve_agreement, Agreement, AgreementStatus, ResolveError,
+    check_payload, resolve_among, Agreement, AgreementStatus, ResolveError,
 };
 use carnet_contracts::envelope::{open_and_check, seal, ucr_index, DocumentKeys};
 use carnet_contracts::execute::{query, MAX_PURPOSE_BYTES, MAX_RECIPIENTS};
@@ -387,16 +387,16 @@ pub(super) async fn submit(
         recipients.push(code);
     }
     let value = parse_payload(&payload)?;
-    let terms =
-        match agreement {
-            Some(text) => named_agreement(&s, &text, &recipients, kind)?,
-            None => resolve_agreement(&Committed(&s.store), &s.admin, &recipients, kind).map_err(
-                |e| match e {
-                    ResolveError::State(e) => internal(e),
-                    refused => ApiError::bad_input(refused.to_string()),
-                },
-            )?,
-        };
+    let terms = match agreement {
+        Some(text) => named_agreement(&s, &text, &recipients, kind)?,
+        None => {
+            let records = s.agreement_records().map_err(internal)?;
+            resolve_among(&records, &s.admin, &recipients, kind).map_err(|e| match e {
+                ResolveError::State(e) => internal(e),
+                refused => ApiError::bad_input(refused.to_string()),
+            })?
+        }
+    };
     check_payload(&terms, kind, &value).map_err(|v| ApiError::bad_input(v.to_string()))?;
     drop(value);
     let ucr_key = agreement_ucr_key(&s, &terms)?;

@@ -213,6 +213,7 @@ fn test_node(code: &'static str, genesis: &Genesis, driver: mpsc::Sender<DriverE
         node_key: SigningKey::from_bytes(&[seed; 32]),
         encryption_secret: Zeroizing::new([seed + 2; 32]),
         ucr_keys: Mutex::new(HashMap::new()),
+        agreements_at: Mutex::new(None),
         heads: tokio::sync::watch::Sender::new(head.height),
         waiters: Mutex::new(HashMap::new()),
         head: Mutex::new(head),
