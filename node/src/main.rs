@@ -49,6 +49,16 @@ enum Command {
         #[arg(long)]
         i_understand_this_node_misbehaves: bool,
     },
+    /// Print the space each column family of a STOPPED node's store takes (JSON):
+    /// live SST bytes, memtable bytes and estimated keys.
+    StoreStats {
+        #[arg(long)]
+        home: PathBuf,
+        /// First flush and fully compact every column family (reclaims the space of
+        /// deleted and overwritten values; may take a while on a large store).
+        #[arg(long)]
+        compact: bool,
+    },
 }
 
 /// Refuses misbehaviour flags a build does not support, and a misbehaving build that
@@ -108,6 +118,21 @@ fn main() -> anyhow::Result<()> {
                 api_port,
             })?;
             println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::StoreStats { home, compact } => {
+            let home = carnet_node::config::NodeHome::load(&home)?;
+            let store = carnet_node::storage::Store::open(&home.data_dir()).map_err(|e| {
+                anyhow::anyhow!(
+                    "opening the store in {} (is the node still running?): {e}",
+                    home.data_dir().display()
+                )
+            })?;
+            if compact {
+                store.purge_deleted(&carnet_node::storage::ALL_CFS)?;
+            }
+            let stats = store.stats()?;
+            println!("{}", serde_json::to_string_pretty(&stats)?);
             Ok(())
         }
         Command::Start {

@@ -28,7 +28,7 @@ pub const CF_SAFETY: &str = "safety";
 pub const CF_VAULT: &str = "vault";
 pub const CF_OUTBOX: &str = "outbox";
 pub const CF_META: &str = "meta";
-const ALL_CFS: [&str; 9] = [
+pub const ALL_CFS: [&str; 9] = [
     CF_BLOCKS,
     CF_BLOCK_INDEX,
     CF_TRANSACTIONS,
@@ -170,6 +170,15 @@ fn synced() -> WriteOptions {
     w
 }
 
+/// Space taken by one column family (see [`Store::stats`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ColumnFamilyStats {
+    pub name: String,
+    pub live_sst_bytes: u64,
+    pub memtable_bytes: u64,
+    pub estimated_keys: u64,
+}
+
 /// The smallest key greater than every key starting with `prefix`; `None` when there
 /// is none (an empty prefix, or all 0xFF bytes).
 fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -287,6 +296,28 @@ impl Store {
             self.db.flush_cf(self.cf(name))?;
         }
         Ok(())
+    }
+
+    /// Per column family: live SST bytes, memtable bytes and RocksDB's estimate of its
+    /// keys (what `carnet-node store-stats` prints).
+    pub fn stats(&self) -> Result<Vec<ColumnFamilyStats>, StorageError> {
+        let property = |cf: &str, name: &str| -> Result<u64, StorageError> {
+            Ok(self
+                .db
+                .property_int_value_cf(self.cf(cf), name)?
+                .unwrap_or_default())
+        };
+        ALL_CFS
+            .iter()
+            .map(|name| {
+                Ok(ColumnFamilyStats {
+                    name: name.to_string(),
+                    live_sst_bytes: property(name, "rocksdb.live-sst-files-size")?,
+                    memtable_bytes: property(name, "rocksdb.cur-size-all-mem-tables")?,
+                    estimated_keys: property(name, "rocksdb.estimate-num-keys")?,
+                })
+            })
+            .collect()
     }
 
     /// Compacts a column family so deleted values leave the SST files.
@@ -674,6 +705,14 @@ mod tests {
         assert_eq!(keys(&[3]), Vec::<Vec<u8>>::new());
         assert_eq!(keys(&[255, 255]), vec![vec![255, 255, 1]]);
         assert_eq!(keys(&[]).len(), 4);
+        // Once flushed and compacted, the deleted key is gone and the four live ones
+        // are counted in the outbox's files.
+        store.purge_deleted(&ALL_CFS).unwrap();
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.len(), ALL_CFS.len());
+        let outbox = stats.iter().find(|s| s.name == CF_OUTBOX).unwrap();
+        assert_eq!(outbox.estimated_keys, 4);
+        assert!(outbox.live_sst_bytes > 0);
     }
 
     fn cert(view: View, digest: Digest) -> Certificate {

@@ -135,6 +135,78 @@ pub struct BenchReport {
     pub erasure: Option<crate::bench_erasure::ErasureReport>,
     /// A stopped node catching up (`--catch-up-docs N`).
     pub catch_up: Option<crate::bench_catchup::CatchUpReport>,
+    /// Bytes stored per document once the stores are compacted (only when the bench
+    /// started the network itself: it is stopped first).
+    pub compacted: Vec<CompactedStorage>,
+}
+
+/// One node's store after the run, flushed and fully compacted (`carnet-node
+/// store-stats --compact`): what stays on disk per document once deleted and
+/// overwritten values (delivered outbox entries, superseded state) are gone. Replay
+/// entries (two per transaction, pruned after the transactions' 5-minute expiry) are
+/// still counted.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompactedStorage {
+    pub code: String,
+    pub documents: u64,
+    /// Live SST bytes per document, per column family.
+    pub bytes_per_document: std::collections::BTreeMap<String, f64>,
+    /// Everything but the ciphertexts' own bytes (payload + 40 bytes of nonce and tag).
+    pub bytes_per_document_beyond_ciphertext: f64,
+}
+
+/// Runs `carnet-node store-stats --compact` on each stopped node.
+fn compacted_storage(
+    network: &Network,
+    binary: &Path,
+    documents: u64,
+    ciphertext_bytes: f64,
+) -> Vec<CompactedStorage> {
+    #[derive(serde::Deserialize)]
+    struct Stats {
+        name: String,
+        live_sst_bytes: u64,
+    }
+    let mut out = Vec::new();
+    for node in &network.testnet.nodes {
+        let output = std::process::Command::new(binary)
+            .args(["store-stats", "--compact", "--home"])
+            .arg(&node.home)
+            .output();
+        let stats: Vec<Stats> = match output {
+            Ok(o) if o.status.success() => match serde_json::from_slice(&o.stdout) {
+                Ok(stats) => stats,
+                Err(e) => {
+                    eprintln!("bench: store-stats of {}: {e}", node.code);
+                    continue;
+                }
+            },
+            Ok(o) => {
+                eprintln!(
+                    "bench: store-stats of {} failed: {}",
+                    node.code,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                continue;
+            }
+            Err(e) => {
+                eprintln!("bench: store-stats of {}: {e}", node.code);
+                continue;
+            }
+        };
+        let per_doc = |bytes: u64| bytes as f64 / documents.max(1) as f64;
+        let total: u64 = stats.iter().map(|s| s.live_sst_bytes).sum();
+        out.push(CompactedStorage {
+            code: node.code.clone(),
+            documents,
+            bytes_per_document: stats
+                .iter()
+                .map(|s| (s.name.clone(), per_doc(s.live_sst_bytes)))
+                .collect(),
+            bytes_per_document_beyond_ciphertext: per_doc(total) - ciphertext_bytes,
+        });
+    }
+    out
 }
 
 /// In-process ed25519 batch verification rate on one core (64-signature batches, ~1 s).
@@ -531,7 +603,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
                 rand::random::<u32>()
             ));
             let testnet = init::init(config.nodes, &dir, &binary)?;
-            let mut network = Network::new(testnet, binary);
+            let mut network = Network::new(testnet, binary.clone());
             network.up(Duration::from_millis(crate::network::UP_TIMEOUT_MS))?;
             (network, true)
         }
@@ -542,9 +614,14 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         network.testnet.nodes.len(),
         dir.display()
     );
-    let result = measure(config, &mut network, cores, verify_rate);
+    let mut result = measure(config, &mut network, cores, verify_rate);
     if temporary {
         let _ = network.down();
+        if let Ok(report) = &mut result {
+            let documents = report.steps.iter().map(|s| s.acknowledged).sum();
+            let ciphertext = (config.payload_bytes + 40) as f64;
+            report.compacted = compacted_storage(&network, &binary, documents, ciphertext);
+        }
         // Keep the report and logs, not the (large) stores.
         for node in &network.testnet.nodes {
             let _ = std::fs::remove_dir_all(node.home.join("data"));
@@ -743,6 +820,7 @@ fn measure(
         ceiling_docs_per_sec: ceiling,
         erasure,
         catch_up,
+        compacted: Vec::new(),
     })
 }
 
@@ -872,6 +950,21 @@ pub fn render_table(report: &BenchReport) -> String {
         report.ceiling_docs_per_sec,
         report.committed_over_ceiling
     );
+    for node in &report.compacted {
+        let parts: Vec<String> = node
+            .bytes_per_document
+            .iter()
+            .filter(|(_, b)| **b >= 0.5)
+            .map(|(cf, b)| format!("{cf} {b:.0}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "stored after compaction ({}): {:.0} B/doc beyond the ciphertext; B/doc by column family: {}",
+            node.code,
+            node.bytes_per_document_beyond_ciphertext,
+            parts.join(", ")
+        );
+    }
     if let Some(erasure) = &report.erasure {
         out.push_str(&crate::bench_erasure::render(erasure));
     }
