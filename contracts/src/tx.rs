@@ -234,12 +234,6 @@ impl SignedTransaction {
         Ok((key, Signature::from_bytes(&bytes)))
     }
 
-    fn tx_signer_is_weak(&self) -> bool {
-        VerifyingKey::from_bytes(&self.tx.signer.0)
-            .map(|k| k.is_weak())
-            .unwrap_or(true)
-    }
-
     /// Canonical wire form (bincode).
     pub fn encode(&self) -> Vec<u8> {
         codec::encode(self)
@@ -273,14 +267,27 @@ pub fn verify_batch(txs: &[SignedTransaction]) -> Vec<Result<(), ContractError>>
     let mut signatures = Vec::with_capacity(txs.len());
     let mut keys = Vec::with_capacity(txs.len());
     let mut well_formed = true;
+    // A batch holds few distinct signers (one node key per administration): each key is
+    // decompressed, and checked for weakness, once per batch.
+    let mut decompressed: std::collections::HashMap<[u8; 32], (VerifyingKey, bool)> =
+        std::collections::HashMap::new();
     for signed in txs {
-        match signed.parts() {
-            Ok((key, signature)) => {
+        let key = match decompressed.get(&signed.tx.signer.0) {
+            Some(known) => Ok(*known),
+            None => VerifyingKey::from_bytes(&signed.tx.signer.0).map(|key| {
+                let known = (key, key.is_weak());
+                decompressed.insert(signed.tx.signer.0, known);
+                known
+            }),
+        };
+        let signature = <[u8; 64]>::try_from(signed.signature.as_slice());
+        match (key, signature) {
+            (Ok((key, _)), Ok(signature)) => {
                 messages.push(signed.tx.signing_bytes());
-                signatures.push(signature);
+                signatures.push(Signature::from_bytes(&signature));
                 keys.push(key);
             }
-            Err(_) => {
+            _ => {
                 well_formed = false;
                 break;
             }
@@ -294,7 +301,10 @@ pub fn verify_batch(txs: &[SignedTransaction]) -> Vec<Result<(), ContractError>>
             return txs
                 .iter()
                 .map(|signed| {
-                    if signed.tx_signer_is_weak() {
+                    let weak = decompressed
+                        .get(&signed.tx.signer.0)
+                        .is_none_or(|(_, weak)| *weak);
+                    if weak {
                         Err(ContractError::BadSignature(format!(
                             "signer {} is a weak (small-order) key",
                             signed.tx.signer

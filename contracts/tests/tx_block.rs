@@ -241,3 +241,25 @@ proptest! {
         let _ = BlockBody::decode(&bytes);
     }
 }
+
+/// A signer whose key is a small-order point (here the identity) is refused even where
+/// a cofactored batch equation would let its signature through; the others in the
+/// batch pass. Keys are decompressed once per batch, so the check must follow each key.
+#[test]
+fn batch_verification_refuses_weak_signers() {
+    let mut weak = sign(submit_tx(9, &["XB"], 9));
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    weak.tx.signer = PublicKey(identity);
+    let mut signature = vec![0u8; 64];
+    signature[0] = 1; // R = identity, s = 0
+    weak.signature = signature;
+    let txs = vec![
+        sign(submit_tx(1, &["XB"], 1)),
+        weak.clone(),
+        sign(submit_tx(2, &["XB"], 2)),
+        weak,
+    ];
+    let ok: Vec<bool> = verify_batch(&txs).iter().map(Result::is_ok).collect();
+    assert_eq!(ok, vec![true, false, true, false]);
+}
