@@ -296,10 +296,14 @@ pub fn deadline_text(request: &InfoRequest, now_ms: u64) -> String {
     }
     match request.status.as_str() {
         "open" | "postponed" if now_ms >= request.deadline_ms => format!("{date} (passed)"),
-        "open" | "postponed" => match (request.deadline_ms - now_ms) / DAY_MS {
-            0 => format!("{date} (less than a day left)"),
-            1 => format!("{date} (1 day left)"),
-            days => format!("{date} ({days} days left)"),
+        // Whole days left, counting a started day as left: a request listed a few
+        // seconds after it was made has "90 days left", as `request create` said.
+        "open" | "postponed" => match request.deadline_ms - now_ms {
+            left_ms if left_ms < DAY_MS => format!("{date} (less than a day left)"),
+            left_ms => match left_ms.div_ceil(DAY_MS) {
+                1 => format!("{date} (1 day left)"),
+                days => format!("{date} ({days} days left)"),
+            },
         },
         _ => format!("{date} (answered)"),
     }
@@ -772,6 +776,14 @@ mod tests {
     fn deadlines_show_a_date_and_days_left_or_overdue() {
         let open = request("open", false);
         assert_eq!(deadline_text(&open, T0), "2024-05-29 (90 days left)");
+        assert_eq!(
+            deadline_text(&open, T0 + 5_000),
+            "2024-05-29 (90 days left)"
+        );
+        assert_eq!(
+            deadline_text(&open, T0 + 88 * DAY_MS + 1),
+            "2024-05-29 (2 days left)"
+        );
         assert_eq!(
             deadline_text(&open, T0 + 89 * DAY_MS),
             "2024-05-29 (1 day left)"
