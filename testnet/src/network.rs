@@ -103,9 +103,23 @@ impl Network {
     /// True if the node of `code` runs (reaps it if it was our child and has exited).
     pub fn is_running(&mut self, code: &str) -> bool {
         if let Some(child) = self.children.get_mut(code) {
-            if let Ok(Some(_)) = child.try_wait() {
-                self.children.remove(code);
-                return false;
+            match child.try_wait() {
+                Ok(Some(_)) => {
+                    self.children.remove(code);
+                    return false;
+                }
+                // Our own child and not exited: running, or spawned and about to exec
+                // (its command line is still ours then, so the check below would say
+                // "not a node" for a node that is only starting).
+                Ok(None)
+                    if self
+                        .testnet
+                        .node(code)
+                        .is_ok_and(|n| n.pid == Some(child.id())) =>
+                {
+                    return true;
+                }
+                _ => {}
             }
         }
         match self.testnet.node(code) {
