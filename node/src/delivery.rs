@@ -59,8 +59,11 @@ const RECIPIENT_STALL_MS: u64 = 2_000;
 /// After a recipient refused a delivery because it does not have the document yet
 /// (it is still catching up), nothing more is sent to it for this long.
 const RECIPIENT_NOT_READY_PAUSE_MS: u64 = 250;
-/// Per-request timeout of a delivery.
-const REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Per-request timeout of a delivery: a key delivery is small and answered as soon as
+/// the recipient's vault write is durable, so a request unanswered for this long was
+/// lost (e.g. its stream dropped under the recipient's stream limit) and is retried
+/// rather than waited for (10 s here left a 10 s stall at the end of catch-ups).
+const REQUEST_TIMEOUT_MS: u64 = 3_000;
 /// Retry delay when the recipient does not have the document (or its ciphertext) yet;
 /// such refusals do not count as failed attempts (they do not lengthen the schedule
 /// below), the pause per recipient above bounds how often they are sent.
@@ -481,14 +484,25 @@ async fn deliver(shared: &Shared, entry: &OutboxEntry) -> Result<(), Undeliverab
         .net
         .get()
         .ok_or_else(|| "the network is not running".to_string())?;
-    match net
+    let response = net
         .request(
             Some(peer),
             request,
             Duration::from_millis(REQUEST_TIMEOUT_MS),
         )
-        .await?
-    {
+        .await
+        .map_err(|e| {
+            // A recipient whose node is down is not a failed delivery: counting it as one
+            // backed every waiting entry off up to a minute, so a node back from an outage
+            // got its keys on that schedule (a 12 s gap in the catch-up bench). It is
+            // retried like "not ready", paced by the per-recipient pause.
+            if e.contains("Failed to dial") {
+                Undeliverable::NotReady(format!("recipient unreachable: {e}"))
+            } else {
+                Undeliverable::from(e)
+            }
+        })?;
+    match response {
         SyncResponse::Ack => Ok(()),
         SyncResponse::Nack(reason) if reason_is_not_ready(&reason) => {
             Err(Undeliverable::NotReady(format!("refused: {reason}")))

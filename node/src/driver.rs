@@ -1005,20 +1005,38 @@ fn boundary_proves(last: &Block, boundary: &[Block], cert: &Certificate) -> bool
     cert.digest == Some(parent.digest()) && cert.view == parent.view
 }
 
-/// Fetches ciphertexts we do not hold (after catch-up), best effort.
+/// Most ciphertext fetches in flight at once, over all committed blocks (a node catching
+/// up commits many blocks a second, each with hundreds of documents it lacks).
+const MAX_CIPHERTEXT_FETCHES: usize = 64;
+static CIPHERTEXT_FETCHES: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(MAX_CIPHERTEXT_FETCHES);
+
+/// Fetches ciphertexts we do not hold (after catch-up), best effort: concurrently, at
+/// most [`MAX_CIPHERTEXT_FETCHES`] in flight over the whole node, so that the documents'
+/// keys (which a recipient accepts only beside the ciphertext) are not held back by one
+/// round trip per document in a row.
 fn fetch_missing_ciphertexts(shared: Arc<Shared>, hashes: Vec<[u8; 32]>) {
+    use futures::StreamExt as _;
     if hashes.is_empty() {
         return;
     }
     tokio::spawn(async move {
-        for hash in hashes {
-            if matches!(shared.store.payload(&hash), Ok(Some(_))) {
-                continue;
-            }
-            if let Err(e) = fetch_ciphertext(&shared, &hash).await {
-                tracing::warn!(ciphertext = %hex::encode(hash), "ciphertext not fetched: {e}");
-            }
-        }
+        futures::stream::iter(hashes)
+            .for_each_concurrent(MAX_CIPHERTEXT_FETCHES, |hash| {
+                let shared = shared.clone();
+                async move {
+                    let Ok(_permit) = CIPHERTEXT_FETCHES.acquire().await else {
+                        return;
+                    };
+                    if matches!(shared.store.payload(&hash), Ok(Some(_))) {
+                        return;
+                    }
+                    if let Err(e) = fetch_ciphertext(&shared, &hash).await {
+                        tracing::warn!(ciphertext = %hex::encode(hash), "ciphertext not fetched: {e}");
+                    }
+                }
+            })
+            .await;
     });
 }
 
