@@ -395,6 +395,19 @@ fn start<B: Backend>(backend: Arc<B>, scheduler: Arc<Scheduler>, key: Vec<u8>, e
     });
 }
 
+/// What a failed delivery request means. A recipient whose node is down (it cannot be
+/// dialled) is not a failed delivery: counting it as one backed every waiting entry off
+/// up to a minute, so a node back from an outage got its keys on that schedule (a 12 s
+/// gap in the catch-up bench). It is retried like "not ready", paced by the
+/// per-recipient pause; other failures (timeouts, closed streams) count as attempts.
+fn request_failure(error: String) -> Undeliverable {
+    if error.contains("Failed to dial") {
+        Undeliverable::NotReady(format!("recipient unreachable: {error}"))
+    } else {
+        Undeliverable::from(error)
+    }
+}
+
 /// Refusals meaning "the recipient is behind" (see `node::receive_keys`).
 fn reason_is_not_ready(reason: &str) -> bool {
     reason.contains("not final here yet") || reason.contains("ciphertext not here yet")
@@ -491,17 +504,7 @@ async fn deliver(shared: &Shared, entry: &OutboxEntry) -> Result<(), Undeliverab
             Duration::from_millis(REQUEST_TIMEOUT_MS),
         )
         .await
-        .map_err(|e| {
-            // A recipient whose node is down is not a failed delivery: counting it as one
-            // backed every waiting entry off up to a minute, so a node back from an outage
-            // got its keys on that schedule (a 12 s gap in the catch-up bench). It is
-            // retried like "not ready", paced by the per-recipient pause.
-            if e.contains("Failed to dial") {
-                Undeliverable::NotReady(format!("recipient unreachable: {e}"))
-            } else {
-                Undeliverable::from(e)
-            }
-        })?;
+        .map_err(request_failure)?;
     match response {
         SyncResponse::Ack => Ok(()),
         SyncResponse::Nack(reason) if reason_is_not_ready(&reason) => {
@@ -702,6 +705,18 @@ mod tests {
         assert_eq!(retry_backoff_ms(20), MAX_BACKOFF_MS);
         assert!(reason_is_not_ready("refused: document not final here yet"));
         assert!(!reason_is_not_ready("refused: the document is erased"));
+    }
+
+    #[test]
+    fn an_unreachable_recipient_is_not_ready_and_a_timeout_is_an_attempt() {
+        assert!(matches!(
+            request_failure("Failed to dial the requested peer".into()),
+            Undeliverable::NotReady(_)
+        ));
+        assert!(matches!(
+            request_failure("Timeout".into()),
+            Undeliverable::NotYet(_)
+        ));
     }
 
     #[test]
