@@ -263,19 +263,6 @@ impl Scheduler {
     }
 }
 
-/// The prefix after `prefix` in key order at the same or a shorter length; `None` after
-/// the last one (the walk is over).
-fn next_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut next = prefix.to_vec();
-    while let Some(last) = next.pop() {
-        if last < u8::MAX {
-            next.push(last + 1);
-            return Some(next);
-        }
-    }
-    None
-}
-
 /// One walk over the whole outbox; returns how many deliveries it started.
 async fn walk<B: Backend>(backend: &Arc<B>, scheduler: &Arc<Scheduler>) -> usize {
     if backend.scan(&[], 1).is_empty() {
@@ -291,7 +278,9 @@ async fn walk<B: Backend>(backend: &Arc<B>, scheduler: &Arc<Scheduler>) -> usize
         }
         page.truncate(PAGE_ENTRIES);
         sent += send_page(backend, scheduler, page).await;
-        match next_prefix(&prefix) {
+        // The prefix after this one in key order (same or shorter length); none after
+        // the last one: the walk is over.
+        match crate::storage::prefix_successor(&prefix) {
             Some(p) => prefix = p,
             None => return sent,
         }
@@ -721,11 +710,14 @@ mod tests {
 
     #[test]
     fn prefixes_follow_key_order() {
-        assert_eq!(next_prefix(&[0]), Some(vec![1]));
-        assert_eq!(next_prefix(&[3, 255]), Some(vec![4]));
-        assert_eq!(next_prefix(&[3, 255, 255]), Some(vec![4]));
-        assert_eq!(next_prefix(&[255, 255]), None);
-        assert_eq!(next_prefix(&[255]), None);
+        assert_eq!(crate::storage::prefix_successor(&[0]), Some(vec![1]));
+        assert_eq!(crate::storage::prefix_successor(&[3, 255]), Some(vec![4]));
+        assert_eq!(
+            crate::storage::prefix_successor(&[3, 255, 255]),
+            Some(vec![4])
+        );
+        assert_eq!(crate::storage::prefix_successor(&[255, 255]), None);
+        assert_eq!(crate::storage::prefix_successor(&[255]), None);
     }
 
     #[test]

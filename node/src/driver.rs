@@ -353,7 +353,9 @@ impl Driver {
                     self.propose();
                 }
             }
-            DriverEvent::TxAdmitted => self.propose_when_due(),
+            DriverEvent::TxAdmitted => {
+                self.propose_when_due();
+            }
             DriverEvent::Verified { digest, valid } => {
                 self.feed(Input::BlockVerified { digest, valid });
             }
@@ -430,15 +432,8 @@ impl Driver {
                     height,
                 } => {
                     self.pending_proposal = Some((view, parent, height));
-                    if self.proposable_txs(&parent, 1) > 0 {
-                        self.propose_when_due();
-                    } else {
-                        let events = self.events.clone();
-                        let after = Duration::from_millis(self.empty_block_interval_ms);
-                        tokio::spawn(async move {
-                            tokio::time::sleep(after).await;
-                            let _ = events.send(DriverEvent::ProposalDue { view }).await;
-                        });
+                    if !self.propose_when_due() {
+                        self.proposal_due_in(view, self.empty_block_interval_ms);
                     }
                 }
                 Output::VerifyBlock { block } => self.verify(block),
@@ -572,15 +567,17 @@ impl Driver {
     /// ([`DriverConfig::full_block_txs`]) or its interval since the parent's block time
     /// has passed ([`DriverConfig::min_block_interval_ms`]); otherwise lets one
     /// `ProposalDue` come when the interval ends (the transactions arriving meanwhile
-    /// join the block). Never waits without a transaction to propose.
-    fn propose_when_due(&mut self) {
+    /// join the block). Never waits without a transaction to propose; returns whether
+    /// there was one (a pending proposal with none waits for `TxAdmitted` or the empty
+    /// block interval).
+    fn propose_when_due(&mut self) -> bool {
         let Some((view, parent, _)) = self.pending_proposal else {
-            return;
+            return false;
         };
         let full = self.config.full_block_txs.max(1);
         let count = self.proposable_txs(&parent, full);
         if count == 0 {
-            return;
+            return false;
         }
         let due_ms = self
             .time_of(&parent)
@@ -589,17 +586,20 @@ impl Driver {
         let now = now_ms();
         if count >= full || now >= due_ms {
             self.propose();
-            return;
+        } else if self.lingering != Some(view) {
+            self.lingering = Some(view);
+            // The parent's time is its proposer's clock: never wait longer than the
+            // interval.
+            self.proposal_due_in(view, (due_ms - now).min(self.config.min_block_interval_ms));
         }
-        if self.lingering == Some(view) {
-            return;
-        }
-        self.lingering = Some(view);
+        true
+    }
+
+    /// Sends `ProposalDue { view }` to the driver after `after_ms`.
+    fn proposal_due_in(&self, view: View, after_ms: u64) {
         let events = self.events.clone();
-        // The parent's time is its proposer's clock: never wait longer than the interval.
-        let after = Duration::from_millis((due_ms - now).min(self.config.min_block_interval_ms));
         tokio::spawn(async move {
-            tokio::time::sleep(after).await;
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
             let _ = events.send(DriverEvent::ProposalDue { view }).await;
         });
     }

@@ -181,7 +181,7 @@ pub struct ColumnFamilyStats {
 
 /// The smallest key greater than every key starting with `prefix`; `None` when there
 /// is none (an empty prefix, or all 0xFF bytes).
-fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut bound = prefix.to_vec();
     while let Some(last) = bound.pop() {
         if last < u8::MAX {
