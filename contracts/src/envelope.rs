@@ -23,6 +23,8 @@ pub const NONCE_BYTES: usize = 24;
 const PAYLOAD_AD_DOMAIN: &[u8] = b"carnet/payload/v1";
 /// Domain tag of the HPKE `info` binding wrapped keys to one document version.
 const WRAP_INFO_DOMAIN: &[u8] = b"carnet/wrap/v1";
+/// Domain tag of the HPKE `info` binding one wrap to a batch of document versions.
+const WRAP_BATCH_INFO_DOMAIN: &[u8] = b"carnet/wrap-batch/v1";
 /// HPKE `info` prefix of an agreement's UCR key wrap.
 const AGREEMENT_KEY_INFO_DOMAIN: &[u8] = b"carnet/agreement-ucr-key/v1";
 /// Bytes of a wrapped 32-byte secret: HPKE ciphertext (32) plus the AEAD tag (16).
@@ -310,6 +312,89 @@ pub fn unwrap_keys(
         "wrapped keys do not open: not addressed to this key or not for this document version",
     )?;
     DocumentKeys::from_bytes(&plaintext)
+}
+
+/// Most document versions whose keys travel under one [`wrap_key_batch`] (one HPKE seal:
+/// the X25519 work of a delivery is paid once per batch, not once per document).
+pub const MAX_KEYS_PER_WRAP: usize = 256;
+
+/// HPKE `info` binding a batch of wrapped keys to its document versions, in order:
+/// `"carnet/wrap-batch/v1" || count (u32 BE) || (id || version (u32 BE))*`.
+pub fn key_batch_info(versions: &[(DocumentId, u32)]) -> Vec<u8> {
+    let mut info = Vec::with_capacity(WRAP_BATCH_INFO_DOMAIN.len() + 4 + versions.len() * 20);
+    info.extend_from_slice(WRAP_BATCH_INFO_DOMAIN);
+    info.extend_from_slice(&(versions.len() as u32).to_be_bytes());
+    for (id, version) in versions {
+        info.extend_from_slice(&id.0);
+        info.extend_from_slice(&version.to_be_bytes());
+    }
+    info
+}
+
+/// Wraps the keys of several document versions to one recipient under one HPKE seal
+/// (same suite as [`wrap_keys`]); the `info` is [`key_batch_info`] of `versions`, so the
+/// wrap opens only for exactly these versions in this order. `keys[i]` belongs to
+/// `versions[i]`; 1 to [`MAX_KEYS_PER_WRAP`] of them. `ephemeral_seed` must be drawn
+/// fresh from a CSPRNG for every wrap.
+pub fn wrap_key_batch(
+    versions: &[(DocumentId, u32)],
+    keys: &[DocumentKeys],
+    recipient_public: &[u8; 32],
+    ephemeral_seed: [u8; 32],
+) -> Result<WrappedKeys, ContractError> {
+    check_batch_len(versions.len())?;
+    if keys.len() != versions.len() {
+        return Err(ContractError::BadInput(format!(
+            "key batch: {} keys for {} versions",
+            keys.len(),
+            versions.len()
+        )));
+    }
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(keys.len() * 64));
+    for k in keys {
+        plaintext.extend_from_slice(k.to_bytes().as_slice());
+    }
+    hpke_seal(
+        &plaintext,
+        recipient_public,
+        ephemeral_seed,
+        &key_batch_info(versions),
+        "a key batch",
+    )
+}
+
+/// Opens a [`wrap_key_batch`] with the recipient's X25519 static secret: the keys of
+/// `versions`, in their order. Fails as a whole if the wrap is not for this key or not
+/// for exactly these versions.
+pub fn unwrap_key_batch(
+    versions: &[(DocumentId, u32)],
+    wrapped: &WrappedKeys,
+    recipient_secret: &[u8; 32],
+) -> Result<Vec<DocumentKeys>, ContractError> {
+    check_batch_len(versions.len())?;
+    let plaintext = hpke_open(
+        wrapped,
+        recipient_secret,
+        &key_batch_info(versions),
+        "key batch does not open: not addressed to this key or not for these document versions",
+    )?;
+    if plaintext.len() != versions.len() * 64 {
+        return Err(ContractError::BadInput(format!(
+            "key batch: {} bytes for {} versions",
+            plaintext.len(),
+            versions.len()
+        )));
+    }
+    plaintext.chunks(64).map(DocumentKeys::from_bytes).collect()
+}
+
+fn check_batch_len(len: usize) -> Result<(), ContractError> {
+    if len == 0 || len > MAX_KEYS_PER_WRAP {
+        return Err(ContractError::BadInput(format!(
+            "key batch of {len} versions: 1 to {MAX_KEYS_PER_WRAP} expected"
+        )));
+    }
+    Ok(())
 }
 
 /// HPKE `info` for the UCR key of agreement `id`: `"carnet/agreement-ucr-key/v1" || id`.

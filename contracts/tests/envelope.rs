@@ -170,3 +170,62 @@ fn ucr_index_normalizes_and_depends_on_the_key() {
         ucr_index(&key, "5GB123456789000-ABD")
     );
 }
+
+#[test]
+fn a_key_batch_opens_only_for_its_recipient_and_exactly_its_versions() {
+    let recipient_secret = [7u8; 32];
+    let pk = x25519_public(&recipient_secret);
+    let other = DocumentId([0x43; 16]);
+    let versions = [(ID, 1), (ID, 2), (other, 1)];
+    let batch: Vec<DocumentKeys> = (0..3u8)
+        .map(|i| DocumentKeys {
+            dek: [10 + i; 32],
+            salt: [20 + i; 32],
+        })
+        .collect();
+    let wrapped = wrap_key_batch(&versions, &batch, &pk, [5; 32]).unwrap();
+    assert_eq!(
+        wrapped.ciphertext.len(),
+        3 * 64 + 16,
+        "one seal for all three"
+    );
+    assert_eq!(
+        unwrap_key_batch(&versions, &wrapped, &recipient_secret).unwrap(),
+        batch
+    );
+    assert!(
+        unwrap_key_batch(&versions, &wrapped, &[8u8; 32]).is_err(),
+        "another administration's key"
+    );
+    let swapped = [(ID, 2), (ID, 1), (other, 1)];
+    assert!(
+        unwrap_key_batch(&swapped, &wrapped, &recipient_secret).is_err(),
+        "keys cannot be moved to another version of the batch"
+    );
+    assert!(
+        unwrap_key_batch(&versions[..2], &wrapped, &recipient_secret).is_err(),
+        "nor the batch shortened"
+    );
+    // A single-version wrap and a batch of one are not interchangeable.
+    let one = wrap_key_batch(&versions[..1], &batch[..1], &pk, [5; 32]).unwrap();
+    assert!(unwrap_keys(&one, &recipient_secret, &wrap_info(&ID, 1)).is_err());
+    let mut tampered = wrapped.clone();
+    tampered.ciphertext[70] ^= 1;
+    assert!(unwrap_key_batch(&versions, &tampered, &recipient_secret).is_err());
+}
+
+#[test]
+fn a_key_batch_is_bounded_and_matched_to_its_keys() {
+    let pk = x25519_public(&[7u8; 32]);
+    assert!(wrap_key_batch(&[], &[], &pk, [5; 32]).is_err(), "empty");
+    let too_many: Vec<(DocumentId, u32)> =
+        (0..=MAX_KEYS_PER_WRAP as u32).map(|v| (ID, v)).collect();
+    let keys_for_all = vec![keys(); too_many.len()];
+    assert!(wrap_key_batch(&too_many, &keys_for_all, &pk, [5; 32]).is_err());
+    assert!(
+        wrap_key_batch(&[(ID, 1), (ID, 2)], &[keys()], &pk, [5; 32]).is_err(),
+        "a key per version"
+    );
+    let wrapped = wrap_key_batch(&[(ID, 1)], &[keys()], &pk, [5; 32]).unwrap();
+    assert!(unwrap_key_batch(&too_many, &wrapped, &[7u8; 32]).is_err());
+}

@@ -8,8 +8,11 @@
 //!
 //! The outbox is walked in key order by a cursor over key prefixes (one page, at most
 //! [`PAGE_ENTRIES`] entries, per step), so entries waiting for their retry time never
-//! hide the ones behind them and a step costs O(page), not O(outbox). Deliveries are
-//! kept in flight continuously, at most [`MAX_IN_FLIGHT_TOTAL`] at once and at most
+//! hide the ones behind them and a step costs O(page), not O(outbox). The due entries of
+//! a page go out grouped by recipient, up to [`MAX_KEYS_PER_REQUEST`] versions per
+//! request under one HPKE wrap (`envelope::wrap_key_batch`), which the recipient opens
+//! once and stores in one synced vault batch. Deliveries are kept in flight
+//! continuously, at most [`MAX_IN_FLIGHT_TOTAL`] at once and at most
 //! [`MAX_IN_FLIGHT_PER_RECIPIENT`] to one administration; a walk that sent something is
 //! followed by another at once. An entry leaves the outbox only once the recipient
 //! acknowledged it (or it can never be delivered: recipient no longer active, document
@@ -25,7 +28,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use carnet_contracts::envelope::{wrap_info, wrap_keys};
+use carnet_contracts::envelope::{wrap_key_batch, DocumentKeys, MAX_KEYS_PER_WRAP};
 use carnet_contracts::{AdminCode, DocumentId};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -34,7 +37,7 @@ use tokio::sync::Notify;
 use crate::config::peer_id_of;
 use crate::ledger;
 use crate::node::{now_ms, Shared};
-use crate::p2p::{SyncRequest, SyncResponse};
+use crate::p2p::{KeyReceipt, SyncRequest, SyncResponse};
 use crate::storage::{fatal, CF_OUTBOX};
 
 /// Pause between walks of the outbox when the last walk sent nothing.
@@ -44,12 +47,16 @@ const PAGE_ENTRIES: usize = 512;
 /// Longest key prefix the walk descends to when a prefix holds more than a page; past
 /// it, the first [`PAGE_ENTRIES`] of that prefix are taken and the rest wait for them.
 const MAX_PREFIX_BYTES: usize = 3;
-/// Most deliveries in flight at once, all recipients together.
-const MAX_IN_FLIGHT_TOTAL: usize = 256;
-/// Most deliveries in flight at once to one administration. Well below the 256
-/// concurrent streams `p2p.rs` allows per connection, which the recipient's own sync
-/// requests to this node (blocks, ciphertexts) share: above it, requests fail at once.
-const MAX_IN_FLIGHT_PER_RECIPIENT: usize = 64;
+/// Most document versions whose keys go in one request (one HPKE seal, one vault write
+/// batch at the recipient); at most `envelope::MAX_KEYS_PER_WRAP`.
+const MAX_KEYS_PER_REQUEST: usize = 128;
+/// Most deliveries (keys of one version to one recipient) in flight at once, all
+/// recipients together.
+const MAX_IN_FLIGHT_TOTAL: usize = 1024;
+/// Most deliveries in flight at once to one administration: at most 4 requests of
+/// [`MAX_KEYS_PER_REQUEST`], far below the 256 concurrent streams `p2p.rs` allows per
+/// connection, which the recipient's own sync requests to this node share.
+const MAX_IN_FLIGHT_PER_RECIPIENT: usize = 4 * MAX_KEYS_PER_REQUEST;
 /// Longest a walk waits on one page for in-flight slots before leaving the rest of the
 /// page to the next walk.
 const PAGE_WAIT_MAX_MS: u64 = 2_000;
@@ -135,7 +142,7 @@ async fn run<B: Backend>(
 }
 
 /// Why a delivery did not happen.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Undeliverable {
     /// The recipient does not have the document (or its ciphertext) yet: it is behind;
     /// retried soon.
@@ -157,6 +164,9 @@ fn retry_backoff_ms(attempts: u32) -> u64 {
     (BACKOFF_BASE_MS << attempts.min(10)).min(MAX_BACKOFF_MS)
 }
 
+/// The results of one request, one per entry, in order.
+type Delivering = Pin<Box<dyn Future<Output = Vec<Result<(), Undeliverable>>> + Send>>;
+
 /// What the walk needs from the node: the outbox and the network.
 trait Backend: Send + Sync + 'static {
     /// Outbox entries whose key starts with `prefix`, at most `limit`, in key order.
@@ -164,10 +174,9 @@ trait Backend: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
     fn put(&self, key: &[u8], value: &[u8]);
     fn delete(&self, key: &[u8]);
-    fn deliver(
-        self: Arc<Self>,
-        entry: OutboxEntry,
-    ) -> Pin<Box<dyn Future<Output = Result<(), Undeliverable>> + Send>>;
+    /// Delivers the keys of `entries` (all to one recipient, at most
+    /// [`MAX_KEYS_PER_REQUEST`]) in one request: one result per entry, in order.
+    fn deliver(self: Arc<Self>, entries: Vec<OutboxEntry>) -> Delivering;
     fn delivered(&self, _entry: &OutboxEntry) {}
     fn dropped(&self, _entry: &OutboxEntry, _reason: &str) {}
 }
@@ -269,6 +278,7 @@ async fn walk<B: Backend>(backend: &Arc<B>, scheduler: &Arc<Scheduler>) -> usize
         return 0;
     }
     let mut sent = 0;
+    let mut batches = Batches::default();
     let mut prefix = vec![0u8];
     loop {
         let mut page = backend.scan(&prefix, PAGE_ENTRIES + 1);
@@ -277,12 +287,45 @@ async fn walk<B: Backend>(backend: &Arc<B>, scheduler: &Arc<Scheduler>) -> usize
             continue;
         }
         page.truncate(PAGE_ENTRIES);
-        sent += send_page(backend, scheduler, page).await;
+        sent += send_page(backend, scheduler, page, &mut batches).await;
         // The prefix after this one in key order (same or shorter length); none after
         // the last one: the walk is over.
         match crate::storage::prefix_successor(&prefix) {
             Some(p) => prefix = p,
-            None => return sent,
+            None => {
+                batches.flush(backend, scheduler);
+                return sent;
+            }
+        }
+    }
+}
+
+/// Claimed deliveries gathered per recipient over the pages of a walk (document ids
+/// are random, so a page of one key prefix holds few entries per recipient): a request
+/// goes out when it holds [`MAX_KEYS_PER_REQUEST`], the rest when the walk ends or waits.
+#[derive(Default)]
+struct Batches(HashMap<AdminCode, Vec<(Vec<u8>, OutboxEntry)>>);
+
+impl Batches {
+    fn add<B: Backend>(
+        &mut self,
+        backend: &Arc<B>,
+        scheduler: &Arc<Scheduler>,
+        key: Vec<u8>,
+        entry: OutboxEntry,
+    ) {
+        let batch = self.0.entry(entry.recipient.clone()).or_default();
+        batch.push((key, entry));
+        if batch.len() >= MAX_KEYS_PER_REQUEST {
+            start(backend.clone(), scheduler.clone(), std::mem::take(batch));
+        }
+    }
+
+    fn flush<B: Backend>(&mut self, backend: &Arc<B>, scheduler: &Arc<Scheduler>) {
+        for (_, batch) in self.0.drain() {
+            if !batch.is_empty() {
+                start(backend.clone(), scheduler.clone(), batch);
+            }
         }
     }
 }
@@ -293,6 +336,7 @@ async fn send_page<B: Backend>(
     backend: &Arc<B>,
     scheduler: &Arc<Scheduler>,
     page: Vec<(Vec<u8>, Vec<u8>)>,
+    batches: &mut Batches,
 ) -> usize {
     let now = now_ms();
     let mut due = Vec::new();
@@ -322,7 +366,7 @@ async fn send_page<B: Backend>(
                     match current(backend.as_ref(), &key) {
                         Some(entry) if entry.next_attempt_ms <= now => {
                             sent += 1;
-                            start(backend.clone(), scheduler.clone(), key, entry);
+                            batches.add(backend, scheduler, key, entry);
                         }
                         _ => scheduler.release(&key, &entry.recipient, false),
                     }
@@ -335,6 +379,8 @@ async fn send_page<B: Backend>(
         if waiting.is_empty() || left.is_zero() {
             return sent;
         }
+        // Slots held by claimed entries not sent yet would never free: send them first.
+        batches.flush(backend, scheduler);
         due = waiting;
         // A slot frees when a delivery finishes; a pause ends on its own.
         let _ = tokio::time::timeout(
@@ -351,37 +397,61 @@ fn current<B: Backend>(backend: &B, key: &[u8]) -> Option<OutboxEntry> {
     crate::storage::decode_limited(&value, MAX_ENTRY_BYTES).ok()
 }
 
-fn start<B: Backend>(backend: Arc<B>, scheduler: Arc<Scheduler>, key: Vec<u8>, entry: OutboxEntry) {
+/// Sends one request for `batch` (claimed entries, all to one recipient) and settles
+/// every entry with its own result.
+fn start<B: Backend>(
+    backend: Arc<B>,
+    scheduler: Arc<Scheduler>,
+    batch: Vec<(Vec<u8>, OutboxEntry)>,
+) {
     tokio::spawn(async move {
-        let result = backend.clone().deliver(entry.clone()).await;
-        let not_ready = matches!(result, Err(Undeliverable::NotReady(_)));
-        match result {
-            Ok(()) => {
-                backend.delivered(&entry);
-                backend.delete(&key);
-            }
-            Err(Undeliverable::Never(reason)) => {
-                backend.dropped(&entry, &reason);
-                backend.delete(&key);
-            }
-            Err(Undeliverable::NotReady(reason)) | Err(Undeliverable::NotYet(reason)) => {
-                let (attempts, backoff_ms) = if not_ready {
-                    (entry.attempts, NOT_READY_RETRY_MS)
-                } else {
-                    let attempts = entry.attempts.saturating_add(1);
-                    (attempts, retry_backoff_ms(attempts))
-                };
-                tracing::debug!(document = %entry.document, recipient = %entry.recipient, attempts, "key delivery will be retried: {reason}");
-                let next = OutboxEntry {
-                    attempts,
-                    next_attempt_ms: now_ms() + backoff_ms,
-                    ..entry.clone()
-                };
-                backend.put(&key, &crate::storage::encode(&next));
-            }
+        let entries = batch.iter().map(|(_, e)| e.clone()).collect();
+        let mut results = backend.clone().deliver(entries).await.into_iter();
+        for (key, entry) in batch {
+            let result = results
+                .next()
+                .unwrap_or_else(|| Err(Undeliverable::NotYet("no result for the entry".into())));
+            let not_ready = settle(backend.as_ref(), &key, &entry, result);
+            scheduler.release(&key, &entry.recipient, not_ready);
         }
-        scheduler.release(&key, &entry.recipient, not_ready);
     });
+}
+
+/// Applies one delivery's result to its outbox entry: gone when delivered or never
+/// deliverable, rescheduled otherwise. Returns whether the recipient was not ready.
+fn settle<B: Backend>(
+    backend: &B,
+    key: &[u8],
+    entry: &OutboxEntry,
+    result: Result<(), Undeliverable>,
+) -> bool {
+    let not_ready = matches!(result, Err(Undeliverable::NotReady(_)));
+    match result {
+        Ok(()) => {
+            backend.delivered(entry);
+            backend.delete(key);
+        }
+        Err(Undeliverable::Never(reason)) => {
+            backend.dropped(entry, &reason);
+            backend.delete(key);
+        }
+        Err(Undeliverable::NotReady(reason)) | Err(Undeliverable::NotYet(reason)) => {
+            let (attempts, backoff_ms) = if not_ready {
+                (entry.attempts, NOT_READY_RETRY_MS)
+            } else {
+                let attempts = entry.attempts.saturating_add(1);
+                (attempts, retry_backoff_ms(attempts))
+            };
+            tracing::debug!(document = %entry.document, recipient = %entry.recipient, attempts, "key delivery will be retried: {reason}");
+            let next = OutboxEntry {
+                attempts,
+                next_attempt_ms: now_ms() + backoff_ms,
+                ..entry.clone()
+            };
+            backend.put(key, &crate::storage::encode(&next));
+        }
+    }
+    not_ready
 }
 
 /// What a failed delivery request means. A recipient whose node is down (it cannot be
@@ -432,11 +502,8 @@ impl Backend for NodeBackend {
         }
     }
 
-    fn deliver(
-        self: Arc<Self>,
-        entry: OutboxEntry,
-    ) -> Pin<Box<dyn Future<Output = Result<(), Undeliverable>> + Send>> {
-        Box::pin(async move { deliver(&self.0, &entry).await })
+    fn deliver(self: Arc<Self>, entries: Vec<OutboxEntry>) -> Delivering {
+        Box::pin(async move { deliver(&self.0, &entries).await })
     }
 
     fn delivered(&self, entry: &OutboxEntry) {
@@ -450,57 +517,119 @@ impl Backend for NodeBackend {
     }
 }
 
-async fn deliver(shared: &Shared, entry: &OutboxEntry) -> Result<(), Undeliverable> {
-    let recipient = ledger::administration(&shared.store, &entry.recipient)
-        .map_err(|e| e.to_string())?
-        .filter(|a| a.active)
-        .ok_or_else(|| Undeliverable::Never("the recipient is not an active member".into()))?;
-    let peer = peer_id_of(&recipient.node_key.0)
-        .ok_or_else(|| Undeliverable::Never("the recipient node key is not ed25519".into()))?;
+/// One request carrying the keys of `entries` (one recipient), wrapped together.
+async fn deliver(shared: &Shared, entries: &[OutboxEntry]) -> Vec<Result<(), Undeliverable>> {
+    let mut results: Vec<Option<Result<(), Undeliverable>>> = vec![None; entries.len()];
+    let Some(first) = entries.first() else {
+        return Vec::new();
+    };
+    let recipient = match ledger::administration(&shared.store, &first.recipient) {
+        Ok(Some(a)) if a.active => a,
+        Ok(_) => {
+            let never = Undeliverable::Never("the recipient is not an active member".into());
+            return vec![Err(never); entries.len()];
+        }
+        Err(e) => return vec![Err(Undeliverable::NotYet(e.to_string())); entries.len()],
+    };
+    let Some(peer) = peer_id_of(&recipient.node_key.0) else {
+        let never = Undeliverable::Never("the recipient node key is not ed25519".into());
+        return vec![Err(never); entries.len()];
+    };
+    let mut versions = Vec::with_capacity(entries.len());
+    let mut keys: Vec<DocumentKeys> = Vec::with_capacity(entries.len());
+    let mut sent = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        debug_assert_eq!(
+            entry.recipient, first.recipient,
+            "one recipient per request"
+        );
+        match entry_keys(shared, entry) {
+            Ok(k) => {
+                versions.push((entry.document, entry.version));
+                keys.push(k);
+                sent.push(index);
+            }
+            Err(why) => results[index] = Some(Err(why)),
+        }
+    }
+    if !versions.is_empty() {
+        for (index, result) in sent
+            .into_iter()
+            .zip(request_keys(shared, peer, &recipient.encryption_key, versions, &keys).await)
+        {
+            results[index] = Some(result);
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Undeliverable::NotYet("not sent".into()))))
+        .collect()
+}
+
+/// The keys of one outbox entry, or why they are not sent.
+fn entry_keys(shared: &Shared, entry: &OutboxEntry) -> Result<DocumentKeys, Undeliverable> {
     if ledger::document_version(&shared.store, &entry.document, entry.version)
         .map_err(|e| e.to_string())?
         .is_some_and(|r| r.status == carnet_contracts::DocumentStatus::Erased)
     {
         return Err(Undeliverable::Never("the document is erased".into()));
     }
-    let keys = shared
+    Ok(shared
         .vault
         .get(&entry.document, entry.version)
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| "keys are not (or no longer) in the vault".to_string())?;
+        .ok_or_else(|| "keys are not (or no longer) in the vault".to_string())?)
+}
+
+/// Wraps `keys` of `versions` to the recipient under one HPKE seal and sends them in
+/// one request: one result per version, in order.
+async fn request_keys(
+    shared: &Shared,
+    peer: libp2p::PeerId,
+    encryption_key: &[u8; 32],
+    versions: Vec<(DocumentId, u32)>,
+    keys: &[DocumentKeys],
+) -> Vec<Result<(), Undeliverable>> {
+    debug_assert!(versions.len() <= MAX_KEYS_PER_WRAP);
+    let count = versions.len();
+    let all = |why: Undeliverable| vec![Err(why); count];
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
-    let wrapped = wrap_keys(
-        &keys,
-        &recipient.encryption_key,
-        seed,
-        &wrap_info(&entry.document, entry.version),
-    )
-    .map_err(|e| e.to_string())?;
-    let request = SyncRequest::DeliverKeys {
-        document: entry.document,
-        version: entry.version,
-        wrapped,
+    let wrapped = match wrap_key_batch(&versions, keys, encryption_key, seed) {
+        Ok(w) => w,
+        Err(e) => return all(Undeliverable::NotYet(e.to_string())),
     };
-    let net = shared
-        .net
-        .get()
-        .ok_or_else(|| "the network is not running".to_string())?;
-    let response = net
+    let Some(net) = shared.net.get() else {
+        return all(Undeliverable::NotYet("the network is not running".into()));
+    };
+    let request = SyncRequest::DeliverKeys { versions, wrapped };
+    match net
         .request(
             Some(peer),
             request,
             Duration::from_millis(REQUEST_TIMEOUT_MS),
         )
         .await
-        .map_err(request_failure)?;
-    match response {
-        SyncResponse::Ack => Ok(()),
-        SyncResponse::Nack(reason) if reason_is_not_ready(&reason) => {
-            Err(Undeliverable::NotReady(format!("refused: {reason}")))
-        }
-        SyncResponse::Nack(reason) => Err(format!("refused: {reason}").into()),
-        _ => Err("unexpected response".to_string().into()),
+    {
+        Ok(SyncResponse::KeyReceipts(receipts)) if receipts.len() == count => receipts
+            .into_iter()
+            .map(|receipt| match receipt {
+                KeyReceipt::Stored => Ok(()),
+                KeyReceipt::Refused(reason) => Err(refusal(reason)),
+            })
+            .collect(),
+        Ok(SyncResponse::Nack(reason)) => all(refusal(reason)),
+        Ok(_) => all(Undeliverable::NotYet("unexpected response".into())),
+        Err(e) => all(request_failure(e)),
+    }
+}
+
+/// A recipient's refusal: "not ready" when it is behind, otherwise retried with backoff.
+fn refusal(reason: String) -> Undeliverable {
+    if reason_is_not_ready(&reason) {
+        Undeliverable::NotReady(format!("refused: {reason}"))
+    } else {
+        Undeliverable::NotYet(format!("refused: {reason}"))
     }
 }
 
@@ -520,6 +649,10 @@ mod tests {
         max_total: Mutex<usize>,
         max_per_recipient: Mutex<usize>,
         arrivals: Mutex<Vec<[u8; 16]>>,
+        /// Entries the recipient refuses (the rest of their request is delivered).
+        refuse: Mutex<HashSet<Vec<u8>>>,
+        /// Versions per request, in the order the requests were made.
+        requests: Mutex<Vec<usize>>,
     }
 
     fn key(id: [u8; 16], recipient: &str) -> Vec<u8> {
@@ -574,16 +707,20 @@ mod tests {
         fn delete(&self, key: &[u8]) {
             self.outbox.lock().unwrap().remove(key);
         }
-        fn deliver(
-            self: Arc<Self>,
-            entry: OutboxEntry,
-        ) -> Pin<Box<dyn Future<Output = Result<(), Undeliverable>> + Send>> {
+        fn deliver(self: Arc<Self>, entries: Vec<OutboxEntry>) -> Delivering {
             Box::pin(async move {
+                let recipient = entries[0].recipient.clone();
+                assert!(
+                    entries.iter().all(|e| e.recipient == recipient),
+                    "one recipient per request"
+                );
+                assert!(entries.len() <= MAX_KEYS_PER_REQUEST);
+                self.requests.lock().unwrap().push(entries.len());
                 {
                     let mut in_flight = self.in_flight.lock().unwrap();
-                    *in_flight.entry(entry.recipient.clone()).or_default() += 1;
+                    *in_flight.entry(recipient.clone()).or_default() += entries.len();
                     let total: usize = in_flight.values().sum();
-                    let mine = in_flight[&entry.recipient];
+                    let mine = in_flight[&recipient];
                     let mut max_total = self.max_total.lock().unwrap();
                     *max_total = (*max_total).max(total);
                     let mut max_mine = self.max_per_recipient.lock().unwrap();
@@ -592,15 +729,19 @@ mod tests {
                 for _ in 0..3 {
                     tokio::task::yield_now().await;
                 }
-                *self
-                    .in_flight
-                    .lock()
-                    .unwrap()
-                    .get_mut(&entry.recipient)
-                    .unwrap() -= 1;
-                let key = key(entry.document.0, entry.recipient.as_str());
-                self.delivered.lock().unwrap().push(key);
-                Ok(())
+                *self.in_flight.lock().unwrap().get_mut(&recipient).unwrap() -= entries.len();
+                let refused = self.refuse.lock().unwrap().clone();
+                entries
+                    .iter()
+                    .map(|entry| {
+                        let key = key(entry.document.0, entry.recipient.as_str());
+                        if refused.contains(&key) {
+                            return Err(Undeliverable::NotYet("refused".into()));
+                        }
+                        self.delivered.lock().unwrap().push(key);
+                        Ok(())
+                    })
+                    .collect()
             })
         }
     }
@@ -667,6 +808,38 @@ mod tests {
             "{max_mine} to one recipient"
         );
         assert!(scheduler.lock().max_in_flight_seen <= MAX_IN_FLIGHT_TOTAL);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_go_in_batches_per_recipient_and_each_entry_is_settled_alone() {
+        let fake = Arc::new(Fake::default());
+        let mut all = HashSet::new();
+        for i in 0..300u32 {
+            let b = i.to_be_bytes();
+            let recipient = if i % 3 == 0 { "XB" } else { "XD" };
+            all.insert(fake.insert(id(&[b[3], b[2], 5]), recipient, 0));
+        }
+        let refused = fake.insert(id(&[7, 7, 7]), "XD", 0);
+        fake.refuse.lock().unwrap().insert(refused.clone());
+        let scheduler = Arc::new(Scheduler::default());
+        assert_eq!(walk(&fake, &scheduler).await, all.len() + 1);
+        drain(&scheduler).await;
+        assert_eq!(fake.delivered(), all);
+        // The refused entry stays, rescheduled; the others of its request are gone.
+        assert_eq!(fake.keys(), HashSet::from([refused.clone()]));
+        let entry: OutboxEntry =
+            crate::storage::decode_limited(&fake.get(&refused).unwrap(), MAX_ENTRY_BYTES).unwrap();
+        assert_eq!(entry.attempts, 1);
+        assert!(entry.next_attempt_ms > now_ms());
+        // 301 keys to two recipients: a few full requests, not one request per key.
+        let requests = fake.requests.lock().unwrap().clone();
+        assert_eq!(requests.iter().sum::<usize>(), 301);
+        assert!(
+            requests.len() <= 6,
+            "{} requests: {requests:?}",
+            requests.len()
+        );
+        assert!(requests.contains(&MAX_KEYS_PER_REQUEST));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

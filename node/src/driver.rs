@@ -798,7 +798,7 @@ impl Driver {
                 .unwrap_or(Err("no receipt".into()));
             self.shared.notify(hash, TxOutcome { height, result });
         }
-        fetch_missing_ciphertexts(self.shared.clone(), missing);
+        crate::fetch::want_missing(&self.shared, missing);
         if !executed.erasures.is_empty() {
             tracing::info!(
                 height,
@@ -1005,72 +1005,6 @@ fn boundary_proves(last: &Block, boundary: &[Block], cert: &Certificate) -> bool
     cert.digest == Some(parent.digest()) && cert.view == parent.view
 }
 
-/// Most ciphertext fetches in flight at once, over all committed blocks (a node catching
-/// up commits many blocks a second, each with hundreds of documents it lacks).
-const MAX_CIPHERTEXT_FETCHES: usize = 64;
-static CIPHERTEXT_FETCHES: tokio::sync::Semaphore =
-    tokio::sync::Semaphore::const_new(MAX_CIPHERTEXT_FETCHES);
-
-/// Fetches ciphertexts we do not hold (after catch-up), best effort: concurrently, at
-/// most [`MAX_CIPHERTEXT_FETCHES`] in flight over the whole node, so that the documents'
-/// keys (which a recipient accepts only beside the ciphertext) are not held back by one
-/// round trip per document in a row.
-fn fetch_missing_ciphertexts(shared: Arc<Shared>, hashes: Vec<[u8; 32]>) {
-    use futures::StreamExt as _;
-    if hashes.is_empty() {
-        return;
-    }
-    tokio::spawn(async move {
-        futures::stream::iter(hashes)
-            .for_each_concurrent(MAX_CIPHERTEXT_FETCHES, |hash| {
-                let shared = shared.clone();
-                async move {
-                    let Ok(_permit) = CIPHERTEXT_FETCHES.acquire().await else {
-                        return;
-                    };
-                    if matches!(shared.store.payload(&hash), Ok(Some(_))) {
-                        return;
-                    }
-                    if let Err(e) = fetch_ciphertext(&shared, &hash).await {
-                        tracing::warn!(ciphertext = %hex::encode(hash), "ciphertext not fetched: {e}");
-                    }
-                }
-            })
-            .await;
-    });
-}
-
-/// Fetches one ciphertext from peers, checks its hash and stores it.
-pub async fn fetch_ciphertext(shared: &Shared, hash: &[u8; 32]) -> Result<(), String> {
-    let deadline = Instant::now() + CIPHERTEXT_FETCH_TIMEOUT;
-    let mut last_error = String::from("no peer had it");
-    while Instant::now() < deadline {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match shared
-            .net()
-            .request(None, SyncRequest::GetCiphertext { hash: *hash }, remaining)
-            .await
-        {
-            Ok(SyncResponse::Ciphertext(Some(ct))) if blake3::hash(&ct).as_bytes() == hash => {
-                match shared.store.put_payload_unless_erased(hash, &ct) {
-                    Ok(true) => {}
-                    Ok(false) => return Err("the document was erased".into()),
-                    Err(e) => fatal("storing a ciphertext", &e),
-                }
-                return Ok(());
-            }
-            Ok(SyncResponse::Ciphertext(Some(_))) => {
-                shared.metrics.reject("ciphertext_hash_mismatch");
-                last_error = "a peer sent a ciphertext that does not match its hash".into();
-            }
-            Ok(_) => {}
-            Err(e) => last_error = e,
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(last_error)
-}
-
 /// Checks a proposed body off the driver task. Signatures are verified once per node:
 /// the transactions the mempool holds with the same signature bytes were verified on
 /// admission; only the others are verified here (one batch).
@@ -1128,7 +1062,7 @@ async fn check_payload(
                 || shared.mempool().contains(&tx.hash())
                 || matches!(shared.store.payload(&hash), Ok(Some(_)));
             if !local {
-                fetch_ciphertext(shared, &hash)
+                crate::fetch::fetch_one(shared, &hash, CIPHERTEXT_FETCH_TIMEOUT)
                     .await
                     .map_err(|e| format!("ciphertext {} unavailable: {e}", hex::encode(hash)))?;
             }

@@ -17,6 +17,7 @@ pub mod driver;
 pub mod epochs;
 pub mod erasure;
 pub mod evidence;
+pub mod fetch;
 pub mod hsm_signer;
 pub mod ledger;
 pub mod mempool;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use carnet_consensus::{Block, Digest, Ed25519Signer, Message, ValidatorIndex, ValidatorSet};
 use carnet_contracts::agreement::{Agreement, AgreementRecord, MAX_AGREEMENTS};
 use carnet_contracts::envelope::{
-    agreement_key_info, open_and_check, unwrap_keys, unwrap_secret, wrap_info,
+    agreement_key_info, open_and_check, unwrap_key_batch, unwrap_secret,
 };
 use carnet_contracts::{AdminCode, AgreementId, Genesis};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -25,8 +25,8 @@ use crate::hsm_signer::{Pkcs11Signer, ValidatorSigner};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
 use crate::p2p::{
-    self, Inbound, Member, NetConfig, NetStatus, Network, Reply, SyncRequest, SyncResponse,
-    TxGossip, MAX_BLOCKS_PER_RESPONSE,
+    self, Inbound, KeyReceipt, Member, NetConfig, NetStatus, Network, Reply, SyncRequest,
+    SyncResponse, TxGossip, MAX_BLOCKS_PER_RESPONSE,
 };
 use crate::storage::{Head, StorageError, Store};
 use crate::vault::{KeyVault, RocksVault};
@@ -95,6 +95,8 @@ pub struct Shared {
     pub driver: mpsc::Sender<DriverEvent>,
     /// Wakes the erasure worker when a block erased documents.
     pub erasure_wake: tokio::sync::Notify,
+    /// Ciphertexts this node lacks, for the fetcher (`fetch.rs`; bounded).
+    pub(crate) ciphertext_wants: crate::fetch::Wants,
 }
 
 impl std::fmt::Debug for Shared {
@@ -455,11 +457,15 @@ impl Inbound for NodeInbound {
     }
 
     fn request(&self, from: &Member, request: SyncRequest) -> Reply {
-        if !matches!(request, SyncRequest::DeliverKeys { .. }) {
+        if !matches!(
+            request,
+            SyncRequest::DeliverKeys { .. } | SyncRequest::GetCiphertexts { .. }
+        ) {
             return Reply::Now(answer(&self.shared, from, request));
         }
-        // Opening delivered keys (HPKE, the payload check against its commitment) and
-        // their synced vault write run off the network task.
+        // Opening delivered keys (HPKE, the payload checks against their commitments)
+        // and their synced vault write, and reading many ciphertexts, run off the
+        // network task.
         let (reply, later) = oneshot::channel();
         let (shared, from) = (self.shared.clone(), from.clone());
         tokio::task::spawn_blocking(move || {
@@ -518,35 +524,114 @@ fn answer(shared: &Arc<Shared>, from: &Member, request: SyncRequest) -> SyncResp
                 .map(|s| s.block);
             SyncResponse::Block(block)
         }
-        SyncRequest::DeliverKeys {
-            document,
-            version,
-            wrapped,
-        } => match receive_keys(shared, from, document, version, &wrapped) {
-            Ok(()) => {
-                shared.metrics.keys_received.inc();
-                tracing::info!(%document, version, issuer = %from.code, "document keys received");
-                SyncResponse::Ack
+        SyncRequest::GetCiphertexts { hashes } => {
+            if hashes.len() > p2p::MAX_CIPHERTEXTS_PER_REQUEST {
+                shared.metrics.reject("oversized_request");
+                return SyncResponse::Nack(format!(
+                    "{} ciphertexts asked, at most {}",
+                    hashes.len(),
+                    p2p::MAX_CIPHERTEXTS_PER_REQUEST
+                ));
             }
-            Err(reason) => {
-                shared.metrics.reject("key_delivery_refused");
-                tracing::warn!(%document, version, from = %from.code, "key delivery refused: {reason}");
-                SyncResponse::Nack(reason)
+            let mut bytes = 0usize;
+            let found = hashes
+                .iter()
+                .map(|hash| {
+                    if bytes >= p2p::MAX_RESPONSE_BYTES / 2 {
+                        return None;
+                    }
+                    let ct = shared
+                        .mempool()
+                        .ciphertext(hash)
+                        .or_else(|| shared.store.payload(hash).ok().flatten())?;
+                    bytes += ct.len() + 16;
+                    Some(ct)
+                })
+                .collect();
+            SyncResponse::Ciphertexts(found)
+        }
+        SyncRequest::DeliverKeys { versions, wrapped } => {
+            match receive_key_batch(shared, from, &versions, &wrapped) {
+                Ok(receipts) => {
+                    for ((document, version), receipt) in versions.iter().zip(&receipts) {
+                        match receipt {
+                            KeyReceipt::Stored => {
+                                shared.metrics.keys_received.inc();
+                                tracing::info!(%document, version, issuer = %from.code, "document keys received");
+                            }
+                            KeyReceipt::Refused(reason) => {
+                                shared.metrics.reject("key_delivery_refused");
+                                tracing::warn!(%document, version, from = %from.code, "key delivery refused: {reason}");
+                            }
+                        }
+                    }
+                    SyncResponse::KeyReceipts(receipts)
+                }
+                Err(reason) => {
+                    shared.metrics.reject("key_delivery_refused");
+                    tracing::warn!(from = %from.code, versions = versions.len(), "key batch refused: {reason}");
+                    SyncResponse::Nack(reason)
+                }
             }
-        },
+        }
     }
 }
 
-/// Accepts document keys only from the issuer's node for a version addressed to us, or
-/// from the node of an administration whose `provide` answer to a TFA request granted us
-/// that version; and only if they open the ciphertext and match the commitment on the
-/// ledger.
-pub(crate) fn receive_keys(
+/// Accepts a batch of delivered document keys: the wrap must open with this node's
+/// encryption key for exactly `versions` (else the whole batch is refused, `Err`); then
+/// each version's keys are taken only from the issuer's node for a version addressed to
+/// us, or from the node of an administration whose `provide` answer to a TFA request
+/// granted us that version, and only if they open the ciphertext and match the
+/// commitment on the ledger. The accepted keys are made durable in one vault batch.
+pub(crate) fn receive_key_batch(
+    shared: &Arc<Shared>,
+    from: &Member,
+    versions: &[(carnet_contracts::DocumentId, u32)],
+    wrapped: &carnet_contracts::envelope::WrappedKeys,
+) -> Result<Vec<KeyReceipt>, String> {
+    let keys = unwrap_key_batch(versions, wrapped, shared.encryption_secret())
+        .map_err(|e| e.to_string())?;
+    let mut receipts = Vec::with_capacity(versions.len());
+    let mut accepted = Vec::new();
+    for (&(document, version), keys) in versions.iter().zip(keys) {
+        match check_delivered_keys(shared, from, document, version, &keys) {
+            Ok(()) => {
+                receipts.push(KeyReceipt::Stored);
+                accepted.push((receipts.len() - 1, (document, version, keys)));
+            }
+            Err(reason) => receipts.push(KeyReceipt::Refused(reason)),
+        }
+    }
+    if accepted.is_empty() {
+        return Ok(receipts);
+    }
+    // Under the erasure lock: an erasure final meanwhile refuses the keys.
+    let _guard = crate::erasure::KEY_LOCK
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let mut to_store = Vec::with_capacity(accepted.len());
+    for (index, entry) in accepted {
+        match ledger::document_version(&shared.store, &entry.0, entry.1) {
+            Ok(Some(r)) if r.status != carnet_contracts::DocumentStatus::Erased => {
+                to_store.push(entry)
+            }
+            _ => receipts[index] = KeyReceipt::Refused("the document is erased".into()),
+        }
+    }
+    if let Err(e) = shared.vault.put_batch(&to_store) {
+        crate::storage::fatal("storing received document keys in the vault", &e);
+    }
+    Ok(receipts)
+}
+
+/// Whether delivered keys of one version may be kept: sender, status, and that they
+/// open the ciphertext held here to the payload the ledger's commitment names.
+fn check_delivered_keys(
     shared: &Arc<Shared>,
     from: &Member,
     document: carnet_contracts::DocumentId,
     version: u32,
-    wrapped: &carnet_contracts::envelope::WrappedKeys,
+    keys: &carnet_contracts::envelope::DocumentKeys,
 ) -> Result<(), String> {
     let record = ledger::document_version(&shared.store, &document, version)
         .map_err(|e| e.to_string())?
@@ -567,27 +652,17 @@ pub(crate) fn receive_keys(
     if record.status == carnet_contracts::DocumentStatus::Erased {
         return Err("the document is erased".into());
     }
-    let keys = unwrap_keys(
-        wrapped,
-        shared.encryption_secret(),
-        &wrap_info(&document, version),
-    )
-    .map_err(|e| e.to_string())?;
     let Some(ciphertext) = shared
         .store
         .payload(&record.ciphertext_hash)
         .map_err(|e| e.to_string())?
     else {
-        let fetcher = shared.clone();
-        let hash = record.ciphertext_hash;
-        tokio::spawn(async move {
-            let _ = crate::driver::fetch_ciphertext(&fetcher, &hash).await;
-        });
+        shared.ciphertext_wants.want(record.ciphertext_hash);
         return Err("ciphertext not here yet".into());
     };
     let mut payload = open_and_check(
         &ciphertext,
-        &keys,
+        keys,
         &document,
         version,
         record.kind,
@@ -595,17 +670,6 @@ pub(crate) fn receive_keys(
     )
     .map_err(|e| e.to_string())?;
     payload.zeroize();
-    // Under the erasure lock: an erasure final meanwhile refuses the keys.
-    let _guard = crate::erasure::KEY_LOCK
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    match ledger::document_version(&shared.store, &document, version) {
-        Ok(Some(r)) if r.status != carnet_contracts::DocumentStatus::Erased => {}
-        _ => return Err("the document is erased".into()),
-    }
-    if let Err(e) = shared.vault.put(&document, version, &keys) {
-        crate::storage::fatal("storing received document keys in the vault", &e);
-    }
     Ok(())
 }
 
@@ -770,6 +834,7 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
         recent_blocks: Mutex::new(HashMap::new()),
         driver: driver_tx.clone(),
         erasure_wake: tokio::sync::Notify::new(),
+        ciphertext_wants: crate::fetch::Wants::default(),
     });
 
     // Erasures finalized before a stop are destroyed before anything is served.
@@ -850,6 +915,7 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
     });
 
     delivery::spawn(shared.clone());
+    crate::fetch::spawn(shared.clone());
     crate::erasure::spawn(shared.clone());
 
     // Consensus: a validator of the current epoch runs the engine; any other member

@@ -128,14 +128,31 @@ pub enum SyncRequest {
     GetBlocks { from_height: u64, max: u32 },
     /// A ciphertext by its blake3 hash.
     GetCiphertext { hash: [u8; 32] },
+    /// Ciphertexts by their blake3 hashes, at most [`MAX_CIPHERTEXTS_PER_REQUEST`]; the
+    /// answer carries one entry per hash, in order (`None`: not held, or past the
+    /// response's byte bound).
+    GetCiphertexts { hashes: Vec<[u8; 32]> },
     /// A (possibly not yet finalized) block by digest, for the consensus engine.
     GetBlock { digest: [u8; 32] },
-    /// Document keys wrapped to the receiving administration's encryption key.
+    /// The keys of document versions, 1 to `envelope::MAX_KEYS_PER_WRAP`, wrapped
+    /// together (`envelope::wrap_key_batch`) to the receiving administration's
+    /// encryption key. Answered with one [`KeyReceipt`] per version, in order.
     DeliverKeys {
-        document: DocumentId,
-        version: u32,
+        versions: Vec<(DocumentId, u32)>,
         wrapped: WrappedKeys,
     },
+}
+
+/// Most hashes in one [`SyncRequest::GetCiphertexts`].
+pub const MAX_CIPHERTEXTS_PER_REQUEST: usize = 256;
+
+/// What the recipient did with one version of a [`SyncRequest::DeliverKeys`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyReceipt {
+    /// The keys opened the ciphertext, matched the commitment and are durable here.
+    Stored,
+    /// Refused, with the reason (the sender may retry later).
+    Refused(String),
 }
 
 /// Responses of `/carnet/sync/1`.
@@ -143,6 +160,8 @@ pub enum SyncRequest {
 pub enum SyncResponse {
     Blocks(Vec<StoredBlock>),
     Ciphertext(Option<Vec<u8>>),
+    Ciphertexts(Vec<Option<Vec<u8>>>),
+    KeyReceipts(Vec<KeyReceipt>),
     Block(Option<Block>),
     Ack,
     /// Refused, with the reason (the sender may retry later).

@@ -487,6 +487,14 @@ impl Store {
         self.get_raw(CF_PAYLOADS, hash)
     }
 
+    /// Whether a ciphertext is stored (without copying it out).
+    pub fn payload_exists(&self, hash: &[u8; 32]) -> Result<bool, StorageError> {
+        Ok(self
+            .db
+            .get_pinned_cf_opt(self.cf(CF_PAYLOADS), hash, &checked_read())?
+            .is_some())
+    }
+
     pub fn genesis_marker(&self) -> Result<Option<Vec<u8>>, StorageError> {
         self.get_raw(CF_META, META_GENESIS)
     }

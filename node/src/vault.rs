@@ -58,6 +58,15 @@ pub trait KeyVault: Send + Sync {
         version: u32,
         keys: &DocumentKeys,
     ) -> Result<(), VaultError>;
+    /// Stores the keys of many document versions (idempotent), durable when it returns:
+    /// the keys a peer delivered in one batch. The default puts them one by one; the
+    /// RocksDB vault writes them in one synced batch.
+    fn put_batch(&self, entries: &[(DocumentId, u32, DocumentKeys)]) -> Result<(), VaultError> {
+        for (document, version, keys) in entries {
+            self.put(document, *version, keys)?;
+        }
+        Ok(())
+    }
     /// The keys, if this node holds them.
     fn get(&self, document: &DocumentId, version: u32) -> Result<Option<DocumentKeys>, VaultError>;
     /// Destroys the keys; afterwards `get` returns `None`.
@@ -177,6 +186,19 @@ impl KeyVault for RocksVault {
         let value = keys.to_bytes();
         self.store
             .put_raw_synced(CF_VAULT, &vault_key(document, version), &value[..])?;
+        Ok(())
+    }
+
+    fn put_batch(&self, entries: &[(DocumentId, u32, DocumentKeys)]) -> Result<(), VaultError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<([u8; 20], Zeroizing<[u8; 64]>)> = entries
+            .iter()
+            .map(|(document, version, keys)| (vault_key(document, *version), keys.to_bytes()))
+            .collect();
+        let refs: Vec<(&[u8], &[u8])> = values.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+        self.store.put_many_synced(CF_VAULT, &refs)?;
         Ok(())
     }
 

@@ -165,6 +165,25 @@ fn keys_survive_reopen(factory: &dyn VaultFactory) {
     assert_absent(&*vault, &id, 2);
 }
 
+fn put_batch_stores_every_version_durably(factory: &dyn VaultFactory) {
+    let batch: Vec<(DocumentId, u32, DocumentKeys)> =
+        (0..5).map(|v| (fresh_id(), v + 1, fresh_keys())).collect();
+    {
+        let vault = factory.open();
+        vault.put_batch(&batch).unwrap();
+        // Idempotent, like `put`.
+        vault.put_batch(&batch[..2]).unwrap();
+        vault.put_batch(&[]).unwrap();
+    }
+    let vault = factory.open();
+    for (id, version, keys) in &batch {
+        assert_holds(&*vault, id, *version, keys);
+    }
+    vault.destroy(&batch[0].0, batch[0].1).unwrap();
+    assert_absent(&*vault, &batch[0].0, batch[0].1);
+    assert_holds(&*vault, &batch[1].0, batch[1].1, &batch[1].2);
+}
+
 macro_rules! vault_suite {
     ($backend:ident, $factory:expr) => {
         mod $backend {
@@ -201,6 +220,10 @@ macro_rules! vault_suite {
             #[test]
             fn keys_survive_reopen() {
                 super::keys_survive_reopen(&$factory);
+            }
+            #[test]
+            fn put_batch_stores_every_version_durably() {
+                super::put_batch_stores_every_version_durably(&$factory);
             }
         }
     };

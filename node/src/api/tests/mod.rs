@@ -25,7 +25,7 @@ use carnet_consensus::{Block, Certificate, VoteKind};
 use carnet_contracts::agreement::{Agreement, DataCluster, Delivery, Trigger};
 use carnet_contracts::auth::{sign_request, HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use carnet_contracts::block::{BlockBody, MAX_BLOCK_TXS};
-use carnet_contracts::envelope::{wrap_info, wrap_keys};
+use carnet_contracts::envelope::{wrap_key_batch, WrappedKeys};
 use carnet_contracts::{AdminCode, AgreementId, DocumentKind, Genesis, Officer, PublicKey, Role};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
@@ -221,6 +221,7 @@ fn test_node(code: &'static str, genesis: &Genesis, driver: mpsc::Sender<DriverE
         recent_blocks: Mutex::new(HashMap::new()),
         driver,
         erasure_wake: tokio::sync::Notify::new(),
+        ciphertext_wants: crate::fetch::Wants::default(),
     });
     TestNode {
         app: router(shared.clone()),
@@ -365,7 +366,7 @@ impl Net {
         }
     }
 
-    /// Performs every pending key delivery: the sender wraps the keys from its vault to
+    /// Performs every pending key delivery (one version per request): the sender wraps the keys from its vault to
     /// the recipient's encryption key, the recipient's `receive_keys` accepts or refuses
     /// them. One [`Delivered`] per delivery, by document, version and recipient.
     pub(super) fn deliver_keys(&self) -> Vec<Delivered> {
@@ -381,25 +382,20 @@ impl Net {
                     .get(&entry.document, entry.version)
                     .unwrap()
                     .expect("the sender holds the keys it delivers");
-                let wrapped = wrap_keys(
-                    &keys,
+                let versions = [(entry.document, entry.version)];
+                let wrapped = wrap_key_batch(
+                    &versions,
+                    std::slice::from_ref(&keys),
                     &admin(entry.recipient.as_str(), seed_of(entry.recipient.as_str()))
                         .encryption_key,
                     [9; 32],
-                    &wrap_info(&entry.document, entry.version),
                 )
                 .unwrap();
                 let from = Member {
                     code: AdminCode((*code).into()),
                     validator: None,
                 };
-                let result = crate::node::receive_keys(
-                    &to.shared,
-                    &from,
-                    entry.document,
-                    entry.version,
-                    &wrapped,
-                );
+                let result = receive_one(&to.shared, &from, &versions, &wrapped);
                 if result.is_ok() {
                     node.store.delete_raw(CF_OUTBOX, &key).unwrap();
                 }
@@ -639,4 +635,18 @@ async fn health_openapi_and_every_route_documented() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["height"], 0);
+}
+
+/// Delivers the keys of one version as a peer would; `Err` with the recipient's reason.
+pub(super) fn receive_one(
+    to: &Arc<Shared>,
+    from: &Member,
+    versions: &[(carnet_contracts::DocumentId, u32)],
+    wrapped: &WrappedKeys,
+) -> Result<(), String> {
+    match crate::node::receive_key_batch(to, from, versions, wrapped)?.as_slice() {
+        [crate::p2p::KeyReceipt::Stored] => Ok(()),
+        [crate::p2p::KeyReceipt::Refused(reason)] => Err(reason.clone()),
+        other => Err(format!("{} receipts for one version", other.len())),
+    }
 }

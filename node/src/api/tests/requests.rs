@@ -340,11 +340,12 @@ async fn key_deliveries_from_a_node_without_a_grant_are_refused() {
         .await;
     let id = carnet_contracts::DocumentId::from_hex(doc["id"].as_str().unwrap()).unwrap();
     let keys = net.node("XA").shared.vault.get(&id, 1).unwrap().unwrap();
-    let wrapped = wrap_keys(
-        &keys,
+    let versions = [(id, 1)];
+    let wrapped = wrap_key_batch(
+        &versions,
+        std::slice::from_ref(&keys),
         &admin("XB", 20).encryption_key,
         [5; 32],
-        &wrap_info(&id, 1),
     )
     .unwrap();
     // XA is the issuer but XB no recipient, and nobody granted XB anything.
@@ -352,7 +353,7 @@ async fn key_deliveries_from_a_node_without_a_grant_are_refused() {
         code: AdminCode("XA".into()),
         validator: None,
     };
-    let refused = crate::node::receive_keys(&net.node("XB").shared, &from, id, 1, &wrapped);
+    let refused = super::receive_one(&net.node("XB").shared, &from, &versions, &wrapped);
     assert!(refused.unwrap_err().contains("neither issued"));
     assert!(net.node("XB").shared.vault.get(&id, 1).unwrap().is_none());
 }
