@@ -243,6 +243,11 @@ impl Mempool {
         (self.gossip_queued, self.gossip_admitted.subscribe())
     }
 
+    /// How many more transactions the pool would take now.
+    pub fn room(&self) -> usize {
+        self.max_transactions.saturating_sub(self.entries.len())
+    }
+
     /// Whether the pool holds `max_transactions` (admission would answer
     /// [`Mempool::overloaded`]).
     pub fn is_full(&self) -> bool {

@@ -59,6 +59,8 @@ pub struct BenchConfig {
     pub payload_bytes: usize,
     pub recipients: usize,
     pub concurrency: usize,
+    /// Documents per request (1: `POST /v1/documents`; more: `POST /v1/document-batches`).
+    pub batch_docs: usize,
     pub report: Option<PathBuf>,
     /// Erasures measured after the load (0: none); see [`crate::bench_erasure`].
     pub erasures: usize,
@@ -119,6 +121,8 @@ pub struct BenchReport {
     pub payload_bytes: usize,
     pub recipients: usize,
     pub concurrency: usize,
+    /// Documents per request.
+    pub batch_docs: usize,
     pub steps: Vec<StepReport>,
     /// The step reported as the result (the only one, or the best sustained of
     /// `--find-max`).
@@ -282,9 +286,11 @@ pub fn disk_usage(path: &Path) -> u64 {
     }
 }
 
-/// One pre-signed request.
+/// One pre-signed request (of one document, or of a batch of them).
 struct Prepared {
     node: usize,
+    /// Documents it carries.
+    docs: usize,
     body: Vec<u8>,
     key: String,
     timestamp_ms: u64,
@@ -312,6 +318,8 @@ pub(crate) struct RequestSigner {
     /// Indices of the nodes that receive requests.
     senders: Vec<usize>,
     payload_bytes: usize,
+    /// Documents per request: 1 posts `/v1/documents`, more post `/v1/document-batches`.
+    batch_docs: usize,
 }
 
 impl RequestSigner {
@@ -342,6 +350,7 @@ impl RequestSigner {
             officers,
             recipients: recipient_lists,
             payload_bytes,
+            batch_docs: 1,
         })
     }
 
@@ -383,25 +392,48 @@ impl RequestSigner {
         Ok(signer)
     }
 
+    /// Sends `docs` documents per request (`/v1/document-batches` when more than one).
+    pub(crate) fn with_batch_docs(mut self, docs: usize) -> RequestSigner {
+        self.batch_docs = docs.clamp(1, MAX_BATCH_DOCS);
+        self
+    }
+
+    /// The API path requests go to.
+    pub(crate) fn path(&self) -> &'static str {
+        if self.batch_docs > 1 {
+            "/v1/document-batches"
+        } else {
+            "/v1/documents"
+        }
+    }
+
     /// How many administrations each document is addressed to.
     pub(crate) fn recipients_per_document(&self) -> usize {
         self.recipients.first().map(|r| r.len()).unwrap_or(0)
     }
 
-    fn prepare(&self, seq: u64) -> Prepared {
-        let node = self.senders[(seq as usize) % self.senders.len()];
-        let submission = carnet_cli::client::Submission {
+    /// Request number `request`, carrying documents `first .. first + docs`.
+    fn prepare(&self, request: u64, first: u64, docs: usize) -> Prepared {
+        let node = self.senders[(request as usize) % self.senders.len()];
+        let submission = |seq: u64| carnet_cli::client::Submission {
             kind: "export-declaration".into(),
             ucr: format!("BENCH{}-{seq}", self.run),
             recipients: self.recipients[node].clone(),
             payload: payload(&self.run, seq, self.payload_bytes),
         };
-        let body = serde_json::to_vec(&submission).unwrap_or_default();
+        let body = if self.batch_docs > 1 {
+            let documents: Vec<_> = (first..first + docs as u64).map(submission).collect();
+            serde_json::to_vec(&serde_json::json!({ "documents": documents }))
+        } else {
+            serde_json::to_vec(&submission(first))
+        }
+        .unwrap_or_default();
         let timestamp_ms = carnet_cli::client::next_timestamp_ms();
         let (key, public) = &self.officers[node];
-        let signature = auth::sign_request(key, "POST", "/v1/documents", timestamp_ms, &body);
+        let signature = auth::sign_request(key, "POST", self.path(), timestamp_ms, &body);
         Prepared {
             node,
+            docs,
             body,
             key: public.clone(),
             timestamp_ms,
@@ -410,11 +442,29 @@ impl RequestSigner {
     }
 }
 
-/// Outcome of one request.
+/// Outcome of one document.
 enum Outcome {
     Ok(f64),
     Overloaded,
     Error(String),
+}
+
+/// Most documents per request the bench sends (the node's batch bound).
+pub const MAX_BATCH_DOCS: usize = 256;
+
+/// The documents of one answered batch: each entry with an `id` is acknowledged (final),
+/// each `error` counted by its code; entries missing from the answer are errors too.
+fn batch_outcomes(body: &[u8], docs: usize, ms: f64) -> Vec<Outcome> {
+    let answer: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let entries = answer["documents"].as_array().cloned().unwrap_or_default();
+    (0..docs)
+        .map(|i| match entries.get(i) {
+            Some(e) if e["id"].is_string() => Outcome::Ok(ms),
+            Some(e) if e["error"]["code"] == "unavailable" => Outcome::Overloaded,
+            Some(e) => Outcome::Error(e["error"]["code"].as_str().unwrap_or("malformed").into()),
+            None => Outcome::Error("malformed".into()),
+        })
+        .collect()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -452,21 +502,30 @@ pub(crate) fn run_documents(load: &Load, seq_base: u64, rate: f64, total: u64) -
     } = load;
     let concurrency = *concurrency;
     let total = total.max(1);
-    // The signing thread: batches of pre-signed requests, a few batches ahead.
+    // The signing thread: groups of pre-signed requests (about SIGN_BATCH documents
+    // each), a few groups ahead.
+    let batch_docs = signer.batch_docs as u64;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Prepared>>(SIGN_AHEAD_BATCHES);
     let signer_thread = {
         let signer = Arc::clone(signer);
         std::thread::spawn(move || {
-            let mut seq = 0u64;
+            let requests_per_group = (SIGN_BATCH as u64 / batch_docs).max(1);
+            let (mut seq, mut request) = (0u64, 0u64);
             while seq < total {
-                let n = (SIGN_BATCH as u64).min(total - seq);
-                let batch: Vec<Prepared> = (seq..seq + n)
-                    .map(|s| signer.prepare(seq_base + s))
-                    .collect();
-                if tx.blocking_send(batch).is_err() {
+                let mut group = Vec::with_capacity(requests_per_group as usize);
+                while seq < total && (group.len() as u64) < requests_per_group {
+                    let docs = batch_docs.min(total - seq);
+                    group.push(signer.prepare(
+                        seq_base / batch_docs + request,
+                        seq_base + seq,
+                        docs as usize,
+                    ));
+                    seq += docs;
+                    request += 1;
+                }
+                if tx.blocking_send(group).is_err() {
                     return;
                 }
-                seq += n;
             }
         })
     };
@@ -474,7 +533,8 @@ pub(crate) fn run_documents(load: &Load, seq_base: u64, rate: f64, total: u64) -
     let http = http.clone();
     let (outcomes, max_lag, elapsed) = runtime.block_on(async move {
         let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-        let (otx, mut orx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
+        let (otx, mut orx) = tokio::sync::mpsc::unbounded_channel::<Vec<Outcome>>();
+        // Documents are due at `i / rate`; a request goes when its first document is due.
         let interval = Duration::from_secs_f64(1.0 / rate);
         let start = tokio::time::Instant::now() + Duration::from_millis(50);
         let mut max_lag = Duration::ZERO;
@@ -482,7 +542,8 @@ pub(crate) fn run_documents(load: &Load, seq_base: u64, rate: f64, total: u64) -
         'outer: while let Some(batch) = rx.recv().await {
             for prepared in batch {
                 let scheduled = start + interval.mul_f64(i as f64);
-                i += 1;
+                let docs = prepared.docs;
+                i += docs as u64;
                 tokio::time::sleep_until(scheduled).await;
                 let permit = match Arc::clone(&semaphore).acquire_owned().await {
                     Ok(p) => p,
@@ -498,22 +559,24 @@ pub(crate) fn run_documents(load: &Load, seq_base: u64, rate: f64, total: u64) -
                     .body(prepared.body);
                 let otx = otx.clone();
                 tokio::spawn(async move {
-                    let outcome = match request.send().await {
+                    let all = |o: fn() -> Outcome| (0..docs).map(|_| o()).collect::<Vec<_>>();
+                    let outcomes = match request.send().await {
                         Ok(response) => {
                             let status = response.status().as_u16();
-                            let _ = response.bytes().await;
+                            let body = response.bytes().await.unwrap_or_default();
                             let ms =
                                 (tokio::time::Instant::now() - scheduled).as_secs_f64() * 1000.0;
                             match status {
-                                200..=299 => Outcome::Ok(ms),
-                                503 => Outcome::Overloaded,
-                                s => Outcome::Error(s.to_string()),
+                                200..=299 if batch_docs > 1 => batch_outcomes(&body, docs, ms),
+                                200..=299 => vec![Outcome::Ok(ms)],
+                                503 => all(|| Outcome::Overloaded),
+                                s => (0..docs).map(|_| Outcome::Error(s.to_string())).collect(),
                             }
                         }
-                        Err(e) if e.is_timeout() => Outcome::Error("timeout".into()),
-                        Err(_) => Outcome::Error("transport".into()),
+                        Err(e) if e.is_timeout() => all(|| Outcome::Error("timeout".into())),
+                        Err(_) => all(|| Outcome::Error("transport".into())),
                     };
-                    let _ = otx.send(outcome);
+                    let _ = otx.send(outcomes);
                     drop(permit);
                 });
             }
@@ -527,7 +590,7 @@ pub(crate) fn run_documents(load: &Load, seq_base: u64, rate: f64, total: u64) -
             match tokio::time::timeout_at(deadline, orx.recv()).await {
                 Ok(Some(o)) => {
                     last = tokio::time::Instant::now();
-                    outcomes.push(o);
+                    outcomes.extend(o);
                 }
                 _ => break,
             }
@@ -651,15 +714,23 @@ fn measure(
     let nodes = testnet.nodes.len();
     // A catch-up run stops the last node and addresses every document to it.
     let lagging = testnet.codes().last().cloned().unwrap_or_default();
-    let signer = Arc::new(if config.catch_up_docs > 0 {
-        RequestSigner::addressed_to(&testnet, &lagging, config.recipients, config.payload_bytes)?
-    } else {
-        RequestSigner::new(&testnet, config.recipients, config.payload_bytes)?
-    });
+    let signer = Arc::new(
+        if config.catch_up_docs > 0 {
+            RequestSigner::addressed_to(
+                &testnet,
+                &lagging,
+                config.recipients,
+                config.payload_bytes,
+            )?
+        } else {
+            RequestSigner::new(&testnet, config.recipients, config.payload_bytes)?
+        }
+        .with_batch_docs(config.batch_docs),
+    );
     let urls: Vec<String> = testnet
         .nodes
         .iter()
-        .map(|n| format!("{}/v1/documents", n.api.trim_end_matches('/')))
+        .map(|n| format!("{}{}", n.api.trim_end_matches('/'), signer.path()))
         .collect();
     let mut pids: Vec<Option<u32>> = testnet
         .nodes
@@ -809,6 +880,7 @@ fn measure(
         payload_bytes: config.payload_bytes,
         recipients: signer.recipients_per_document(),
         concurrency: config.concurrency,
+        batch_docs: signer.batch_docs,
         committed_over_ceiling: result.acknowledged_per_sec / ceiling.max(f64::EPSILON),
         result,
         steps,
@@ -849,8 +921,20 @@ pub fn render_table(report: &BenchReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "carnet bench: {} nodes on {} cores, payload {} B, {} recipient(s), concurrency {}",
-        report.nodes, report.cores, report.payload_bytes, report.recipients, report.concurrency
+        "carnet bench: {} nodes on {} cores, payload {} B, {} recipient(s), concurrency {}{}",
+        report.nodes,
+        report.cores,
+        report.payload_bytes,
+        report.recipients,
+        report.concurrency,
+        if report.batch_docs > 1 {
+            format!(
+                ", {} documents per request (POST /v1/document-batches)",
+                report.batch_docs
+            )
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(
         out,

@@ -283,6 +283,10 @@ struct BenchArgs {
     /// Most requests in flight at once.
     #[arg(long, default_value_t = 512)]
     concurrency: usize,
+    /// Documents per request: 1 posts each to /v1/documents; 2 to 256 post them in
+    /// batches to /v1/document-batches (what a national system filing a backlog does).
+    #[arg(long, default_value_t = 1)]
+    batch_docs: usize,
     #[arg(long, value_enum, default_value_t = OutputArg::Table)]
     output: OutputArg,
     /// Where the JSON report is written (default DIR/bench-report.json).
@@ -314,6 +318,11 @@ impl BenchArgs {
             self.duration > 0 && self.step_secs > 0,
             "durations must be positive"
         );
+        anyhow::ensure!(
+            (1..=bench::MAX_BATCH_DOCS).contains(&self.batch_docs),
+            "--batch-docs must be 1 to {}",
+            bench::MAX_BATCH_DOCS
+        );
         let config = bench::BenchConfig {
             dir: self.dir,
             nodes: self.nodes,
@@ -325,6 +334,7 @@ impl BenchArgs {
             payload_bytes: self.payload_bytes,
             recipients: self.recipients,
             concurrency: self.concurrency,
+            batch_docs: self.batch_docs,
             report: self.report,
             erasures: self.erasures,
             catch_up_docs: self.catch_up_docs,

@@ -24,9 +24,9 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::{
-    await_finality, internal, lock, own_node, parse_document_id, require_role, submit_and_wait,
-    submit_for_finality, ApiError, ApiState, Caller, Fields, MAX_AMENDING, MAX_PAYLOAD_BYTES,
-    MAX_UCR_CHARS,
+    admission_error, await_finality, internal, lock, own_node, parse_document_id, require_role,
+    submit_and_wait, submit_for_finality, ApiError, ApiState, Caller, Fields, MAX_AMENDING,
+    MAX_PAYLOAD_BYTES, MAX_UCR_CHARS,
 };
 use crate::ledger::Committed;
 use crate::node::Shared;
@@ -314,6 +314,20 @@ async fn keep_keys(
     }
 }
 
+/// 503 unless the mempool has room for `count` more transactions (checked before any
+/// key is drawn, like [`refuse_when_full`]).
+fn refuse_room_for(s: &Shared, count: usize) -> Result<(), ApiError> {
+    let pool = s.mempool();
+    if pool.room() < count {
+        s.metrics.reject("mempool_full");
+        return Err(ApiError::unavailable(format!(
+            "node overloaded: room for {} of {count} documents in the mempool",
+            pool.room()
+        )));
+    }
+    Ok(())
+}
+
 /// 503 (with `Retry-After`) before any key is drawn or kept when the mempool is full:
 /// the transaction would be refused, and the sealing and the durable key write with it
 /// would be wasted exactly when the node is overloaded.
@@ -337,15 +351,20 @@ fn forget_keys(s: &Shared, id: &DocumentId, version: u32) {
     }
 }
 
-pub(super) async fn submit(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let s = state.shared.clone();
-    own_node(&s, &caller)?;
-    require_role(&caller, &FILING_ROLES, "submitting documents")?;
-    let mut fields = Fields::parse(&body)?;
+/// A submission checked against the ledger (recipients, agreement, data cluster),
+/// ready to be sealed.
+struct Filing {
+    kind: DocumentKind,
+    ucr: String,
+    recipients: Vec<AdminCode>,
+    payload: Zeroizing<String>,
+    terms: Agreement,
+    ucr_key: Zeroizing<[u8; 32]>,
+}
+
+/// Reads and checks the fields of one submission (`kind`, `ucr`, `recipients`,
+/// `payload`, `agreement`?); changes nothing.
+fn check_filing(s: &Shared, mut fields: Fields) -> Result<Filing, ApiError> {
     let kind: String = fields.required("kind")?;
     let ucr: String = fields.required("ucr")?;
     let named_recipients: Vec<String> = fields.required("recipients")?;
@@ -388,7 +407,7 @@ pub(super) async fn submit(
     }
     let value = parse_payload(&payload)?;
     let terms = match agreement {
-        Some(text) => named_agreement(&s, &text, &recipients, kind)?,
+        Some(text) => named_agreement(s, &text, &recipients, kind)?,
         None => {
             let records = s.agreement_records().map_err(internal)?;
             resolve_among(&records, &s.admin, &recipients, kind).map_err(|e| match e {
@@ -399,16 +418,44 @@ pub(super) async fn submit(
     };
     check_payload(&terms, kind, &value).map_err(|v| ApiError::bad_input(v.to_string()))?;
     drop(value);
-    let ucr_key = agreement_ucr_key(&s, &terms)?;
-    refuse_when_full(&s)?;
+    let ucr_key = agreement_ucr_key(s, &terms)?;
+    Ok(Filing {
+        kind,
+        ucr,
+        recipients,
+        payload,
+        terms,
+        ucr_key,
+    })
+}
 
+/// A filing sealed under fresh keys (durable in the vault) with its transaction.
+struct Sealed {
+    id: DocumentId,
+    kind: DocumentKind,
+    agreement: AgreementId,
+    tx: carnet_contracts::SignedTransaction,
+    ciphertext: Vec<u8>,
+}
+
+/// Seals the payload under fresh keys, keeps the keys durable in the vault, and signs
+/// the transaction on the officer's behalf.
+async fn seal_filing(s: &Shared, caller: &Caller, filing: Filing) -> Result<Sealed, ApiError> {
+    let Filing {
+        kind,
+        ucr,
+        recipients,
+        payload,
+        terms,
+        ucr_key,
+    } = filing;
     let (keys, nonce) = draw_keys()?;
     let mut id = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut id);
     let id = DocumentId(id);
     let sealed = seal(payload.as_bytes(), &keys, nonce, &id, 1, kind).map_err(internal)?;
     drop(payload);
-    keep_keys(&s, &id, 1, &keys).await?;
+    keep_keys(s, &id, 1, &keys).await?;
     let tx = s.node_tx(
         Some(caller.key),
         Action::SubmitUnderAgreement {
@@ -424,26 +471,169 @@ pub(super) async fn submit(
             },
         },
     );
-    let waiter = submit_for_finality(&s, tx, Some(sealed.ciphertext))?;
-    tracing::info!(document = %id, %kind, agreement = %terms.id, "document submitted");
-    let height = await_finality(
+    Ok(Sealed {
+        id,
+        kind,
+        agreement: terms.id,
+        tx,
+        ciphertext: sealed.ciphertext,
+    })
+}
+
+/// The answer for one document once final.
+fn submitted_json(sealed: &Sealed, height: u64) -> Value {
+    json!({
+        "id": sealed.id.to_string(),
+        "version": 1,
+        "height": height,
+        "status": "active",
+        "kind": sealed.kind.as_str(),
+        "agreement": sealed.agreement.to_string(),
+    })
+}
+
+/// Waits for a submitted document; forgets its keys if the ledger refused it.
+async fn await_document(
+    s: &Shared,
+    sealed: &Sealed,
+    waiter: tokio::sync::oneshot::Receiver<crate::node::TxOutcome>,
+) -> Result<u64, ApiError> {
+    let id = sealed.id;
+    await_finality(
         waiter,
         format!("document {id} not final within 30 s; it may still become final"),
     )
     .await
     .inspect_err(|e| {
         if e.status == axum::http::StatusCode::BAD_REQUEST {
-            forget_keys(&s, &id, 1);
+            forget_keys(s, &id, 1);
         }
-    })?;
-    Ok(Json(json!({
-        "id": id.to_string(),
-        "version": 1,
-        "height": height,
-        "status": "active",
-        "kind": kind.as_str(),
-        "agreement": terms.id.to_string(),
-    })))
+    })
+}
+
+pub(super) async fn submit(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let s = state.shared.clone();
+    own_node(&s, &caller)?;
+    require_role(&caller, &FILING_ROLES, "submitting documents")?;
+    let filing = check_filing(&s, Fields::parse(&body)?)?;
+    refuse_when_full(&s)?;
+    let sealed = seal_filing(&s, &caller, filing).await?;
+    let waiter = submit_for_finality(&s, sealed.tx.clone(), Some(sealed.ciphertext.clone()))?;
+    tracing::info!(document = %sealed.id, kind = %sealed.kind, agreement = %sealed.agreement, "document submitted");
+    let height = await_document(&s, &sealed, waiter).await?;
+    Ok(Json(submitted_json(&sealed, height)))
+}
+
+/// Most documents in one `POST /v1/document-batches` (the body limit, 1 MiB, bounds it
+/// too).
+pub const MAX_BATCH_DOCUMENTS: usize = 256;
+
+/// `POST /v1/document-batches`: many submissions in one signed request, for a national
+/// system filing a backlog. Every document is checked first; any refusal is a 400
+/// naming `documents[i]` and nothing is submitted. Then all are sealed, admitted to the
+/// mempool together, and answered in order once each is final (or refused by the
+/// ledger, or not final in time) with its own result.
+pub(super) async fn submit_batch(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let s = state.shared.clone();
+    own_node(&s, &caller)?;
+    require_role(&caller, &FILING_ROLES, "submitting documents")?;
+    let mut fields = Fields::parse(&body)?;
+    let documents: Vec<Value> = fields.required("documents")?;
+    fields.finish()?;
+    if documents.is_empty() || documents.len() > MAX_BATCH_DOCUMENTS {
+        return Err(ApiError::bad_input(format!(
+            "documents: 1 to {MAX_BATCH_DOCUMENTS} in one batch, {} given",
+            documents.len()
+        )));
+    }
+    let at = |i: usize| {
+        move |e: ApiError| ApiError {
+            status: e.status,
+            message: format!("documents[{i}]: {}", e.message),
+        }
+    };
+    let mut filings = Vec::with_capacity(documents.len());
+    for (i, document) in documents.into_iter().enumerate() {
+        let Value::Object(map) = document else {
+            return Err(ApiError::bad_input(format!(
+                "documents[{i}]: must be a JSON object"
+            )));
+        };
+        filings.push(check_filing(&s, Fields(map)).map_err(at(i))?);
+    }
+    refuse_room_for(&s, filings.len())?;
+    let sealing = filings.into_iter().map(|f| seal_filing(&s, &caller, f));
+    let mut sealed = Vec::with_capacity(MAX_BATCH_DOCUMENTS);
+    for (i, result) in futures::future::join_all(sealing)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        match result {
+            Ok(x) => sealed.push(x),
+            Err(e) => {
+                // Keys already kept belong to transactions never sent: forget them.
+                for x in &sealed {
+                    forget_keys(&s, &x.id, 1);
+                }
+                return Err(at(i)(e));
+            }
+        }
+    }
+    let mut waiters = Vec::with_capacity(sealed.len());
+    for x in &sealed {
+        match s.wait_for(x.tx.hash()) {
+            Some(waiter) => waiters.push(waiter),
+            None => {
+                for x in &sealed {
+                    forget_keys(&s, &x.id, 1);
+                }
+                return Err(ApiError::unavailable(
+                    "too many requests waiting for finality",
+                ));
+            }
+        }
+    }
+    let batch = sealed
+        .iter()
+        .map(|x| crate::p2p::TxGossip {
+            tx: x.tx.clone(),
+            ciphertext: Some(x.ciphertext.clone()),
+        })
+        .collect();
+    let admitted = s.submit(batch, true);
+    tracing::info!(documents = sealed.len(), "document batch submitted");
+    let answers = sealed
+        .iter()
+        .zip(waiters)
+        .zip(admitted)
+        .map(|((x, waiter), admitted)| {
+            let s = &s;
+            async move {
+                let outcome = match admitted {
+                    Ok(_) => await_document(s, x, waiter).await,
+                    Err(e) => {
+                        // Never admitted: nothing can ever open anything with its keys.
+                        forget_keys(s, &x.id, 1);
+                        Err(admission_error(s, e))
+                    }
+                };
+                match outcome {
+                    Ok(height) => submitted_json(x, height),
+                    Err(e) => json!({"error": {"code": e.code(), "message": e.message}}),
+                }
+            }
+        });
+    let documents = futures::future::join_all(answers).await;
+    Ok(Json(json!({ "documents": documents })))
 }
 
 pub(super) async fn show(

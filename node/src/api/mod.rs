@@ -180,6 +180,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/v1/documents",
             post(documents::submit).get(ucr::documents_by_ucr),
         )
+        .route("/v1/document-batches", post(documents::submit_batch))
         .route("/v1/documents/{id}", get(documents::show))
         .route("/v1/documents/{id}/decrypt", post(documents::decrypt))
         .route("/v1/documents/{id}/erase", post(documents::erase))
@@ -573,14 +574,19 @@ fn submit_for_finality(
         .ok_or_else(|| ApiError::unavailable("too many requests waiting for finality"))?;
     match s.submit_one(tx, ciphertext) {
         Some(Ok(_)) => Ok(waiter),
-        Some(Err(AdmissionError::Overloaded(n))) => {
-            s.metrics.reject("mempool_full");
-            Err(ApiError::unavailable(format!(
-                "node overloaded: mempool holds {n} transactions"
-            )))
-        }
-        Some(Err(e)) => Err(ApiError::bad_input(e.to_string())),
+        Some(Err(e)) => Err(admission_error(s, e)),
         None => Err(ApiError::unavailable("transaction not admitted")),
+    }
+}
+
+/// The answer for a transaction the mempool refused: 503 when it is full, else 400.
+fn admission_error(s: &Shared, e: AdmissionError) -> ApiError {
+    match e {
+        AdmissionError::Overloaded(n) => {
+            s.metrics.reject("mempool_full");
+            ApiError::unavailable(format!("node overloaded: mempool holds {n} transactions"))
+        }
+        e => ApiError::bad_input(e.to_string()),
     }
 }
 

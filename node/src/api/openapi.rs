@@ -145,6 +145,18 @@ pub fn openapi_document() -> Value {
             "agreement": {"type": "string", "description": "agreement id (32 hex)"}}})),
         object(&[("id", "string"), ("version", "integer"), ("height", "integer"), ("status", "string"), ("kind", "string"), ("agreement", "string")]),
         &["400", "401", "403", "413", "503"]));
+    add("/v1/document-batches", "post", op(
+        "Submit up to 256 documents in one request (each as for POST /v1/documents); any document refused by the checks makes the whole batch a 400 naming documents[i], with nothing submitted; otherwise every document is answered in order once final: its result, or {error:{code,message}}",
+        vec![],
+        Some(json!({"type": "object", "required": ["documents"], "properties": {
+            "documents": {"type": "array", "minItems": 1, "maxItems": crate::api::documents::MAX_BATCH_DOCUMENTS, "items": {"type": "object", "required": ["kind", "ucr", "recipients", "payload"], "properties": {
+                "kind": {"type": "string", "enum": kinds},
+                "ucr": {"type": "string", "maxLength": MAX_UCR_CHARS},
+                "recipients": {"type": "array", "items": {"type": "string"}},
+                "payload": {"type": "string", "description": "JSON object as text"},
+                "agreement": {"type": "string", "description": "agreement id (32 hex)"}}}}}})),
+        object(&[("documents", "object[]")]),
+        &["400", "401", "403", "413", "503"]));
     add("/v1/documents", "get", op("Documents with a UCR visible to the caller (index computed under every agreement key this node holds)",
         vec![query_param("ucr", "string", true)], None, object(&[("documents", &format!("{doc}[]"))]), &["400", "401"]));
     add(

@@ -716,3 +716,119 @@ async fn erase_and_status_answer_precisely() {
     assert_eq!(answer.0, StatusCode::GONE, "{}", answer.1);
     assert_eq!(answer.1["error"]["code"], "erased");
 }
+
+#[tokio::test]
+async fn a_document_batch_is_checked_whole_then_each_document_is_answered_when_final() {
+    let net = Net::new();
+    let batch = |documents: Vec<Value>| json!({ "documents": documents });
+    let good = |i: u64, to: &str| {
+        export_body(
+            &format!("UCR-B{i}"),
+            &[to],
+            json!({"UCR": format!("UCR-B{i}"), "CommodityCode": "0101", "Quantity": i}),
+        )
+    };
+    let documents_now = |code: &str| {
+        net.node(code)
+            .store
+            .scan_prefix(crate::storage::CF_OUTBOX, &[], 1000)
+            .unwrap()
+            .len()
+    };
+
+    // One bad document refuses the whole batch, naming it; nothing is submitted.
+    let mut bad = good(2, "XB");
+    bad["payload"] = json!(json!({"UCR": "UCR-B2", "PassportNumber": "X1"}).to_string());
+    let body = batch(vec![good(1, "XB"), bad, good(3, "XC")]);
+    let answer = net
+        .call(
+            "XA",
+            &xa_admin(),
+            Method::POST,
+            "/v1/document-batches",
+            body,
+        )
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        &["documents[1]", "PassportNumber"],
+    );
+    assert!(net.node("XA").shared.mempool().is_empty());
+    assert_eq!(documents_now("XA"), 0, "no delivery was queued");
+    for (body, needle) in [
+        (batch(vec![]), "documents: 1 to 256"),
+        (batch(vec![good(1, "XB"); 257]), "documents: 1 to 256"),
+        (
+            batch(vec![json!("text")]),
+            "documents[0]: must be a JSON object",
+        ),
+        (json!({"documents": [good(1, "XB")], "extra": 1}), "extra"),
+    ] {
+        let answer = net
+            .call(
+                "XA",
+                &xa_admin(),
+                Method::POST,
+                "/v1/document-batches",
+                body,
+            )
+            .await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, &[needle]);
+    }
+    // XB's officer cannot file through XA's node.
+    let answer = net
+        .call(
+            "XA",
+            &xb_admin(),
+            Method::POST,
+            "/v1/document-batches",
+            batch(vec![good(1, "XC")]),
+        )
+        .await;
+    assert_eq!(answer.0, StatusCode::FORBIDDEN, "{}", answer.1);
+
+    // A good batch: every document final, answered in order, readable by its recipient.
+    let body = batch(vec![good(1, "XB"), good(2, "XC"), good(3, "XB")]);
+    let (status, answer) = net
+        .call(
+            "XA",
+            &xa_admin(),
+            Method::POST,
+            "/v1/document-batches",
+            body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let answered = answer["documents"].as_array().unwrap();
+    assert_eq!(answered.len(), 3);
+    for doc in answered {
+        assert_eq!(doc["status"], "active", "{doc}");
+        assert_eq!(doc["version"], 1);
+        assert!(doc["height"].as_u64().unwrap() >= 1);
+    }
+    let ids: HashSet<&str> = answered.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "three documents");
+    for d in net.deliver_keys() {
+        assert!(d.result.is_ok(), "{d:?}");
+    }
+    for (doc, (reader, key), quantity) in [
+        (&answered[0], ("XB", xb_admin()), 1),
+        (&answered[1], ("XC", xc_admin()), 2),
+        (&answered[2], ("XB", xb_admin()), 3),
+    ] {
+        let path = format!("/v1/documents/{}/decrypt", doc["id"].as_str().unwrap());
+        let (status, read) = net
+            .call(
+                reader,
+                &key,
+                Method::POST,
+                &path,
+                json!({"purpose": "risk analysis"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{read}");
+        let payload: Value = serde_json::from_str(read["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(payload["Quantity"], quantity);
+    }
+}

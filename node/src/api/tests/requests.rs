@@ -357,3 +357,47 @@ async fn key_deliveries_from_a_node_without_a_grant_are_refused() {
     assert!(refused.unwrap_err().contains("neither issued"));
     assert!(net.node("XB").shared.vault.get(&id, 1).unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_key_batch_is_answered_per_version_and_refused_whole_if_it_does_not_open() {
+    let net = Net::new();
+    let mut ids = Vec::new();
+    for (ucr, to) in [("UCR-K1", "XB"), ("UCR-K2", "XC")] {
+        let doc = net
+            .submit(
+                "XA",
+                &xa_admin(),
+                export_body(ucr, &[to], json!({"UCR": ucr, "CommodityCode": "0101"})),
+            )
+            .await;
+        ids.push(carnet_contracts::DocumentId::from_hex(doc["id"].as_str().unwrap()).unwrap());
+    }
+    let vault = &net.node("XA").shared.vault;
+    let keys: Vec<_> = ids
+        .iter()
+        .map(|id| vault.get(id, 1).unwrap().unwrap())
+        .collect();
+    let versions = [(ids[0], 1), (ids[1], 1)];
+    let from = Member {
+        code: AdminCode("XA".into()),
+        validator: None,
+    };
+    let xb = &net.node("XB").shared;
+    let to_xb = admin("XB", 20).encryption_key;
+    // Wrapped for these versions in another order: nothing opens, nothing is kept.
+    let swapped = [(ids[1], 1), (ids[0], 1)];
+    let wrapped = wrap_key_batch(&swapped, &keys, &to_xb, [5; 32]).unwrap();
+    let refused = crate::node::receive_key_batch(xb, &from, &versions, &wrapped);
+    assert!(refused.unwrap_err().contains("does not open"));
+    assert!(xb.vault.get(&ids[0], 1).unwrap().is_none());
+    // XB is a recipient of the first only: the first is stored, the second refused.
+    let wrapped = wrap_key_batch(&versions, &keys, &to_xb, [6; 32]).unwrap();
+    let receipts = crate::node::receive_key_batch(xb, &from, &versions, &wrapped).unwrap();
+    assert_eq!(receipts[0], crate::p2p::KeyReceipt::Stored);
+    assert!(
+        matches!(&receipts[1], crate::p2p::KeyReceipt::Refused(r) if r.contains("neither issued")),
+        "{receipts:?}"
+    );
+    assert!(xb.vault.get(&ids[0], 1).unwrap().is_some());
+    assert!(xb.vault.get(&ids[1], 1).unwrap().is_none());
+}
