@@ -96,7 +96,7 @@ impl Default for MempoolSection {
     fn default() -> Self {
         Self {
             max_transactions: 20_000,
-            max_batch_transactions: 2_000,
+            max_batch_transactions: 1_000,
         }
     }
 }

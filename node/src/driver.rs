@@ -1049,6 +1049,7 @@ async fn check_payload(
             ));
         }
     }
+    let mut missing = Vec::new();
     for (index, tx) in body.txs.iter().enumerate() {
         if tx.tx.chain_id != shared.chain_id {
             return Err("transaction for another chain".into());
@@ -1060,13 +1061,21 @@ async fn check_payload(
             // A pooled document transaction holds its checked ciphertext.
             let local = in_mempool.get(index).copied().unwrap_or(false)
                 || shared.mempool().contains(&tx.hash())
-                || matches!(shared.store.payload(&hash), Ok(Some(_)));
+                || matches!(shared.store.payload_exists(&hash), Ok(true));
             if !local {
-                crate::fetch::fetch_one(shared, &hash, CIPHERTEXT_FETCH_TIMEOUT)
-                    .await
-                    .map_err(|e| format!("ciphertext {} unavailable: {e}", hex::encode(hash)))?;
+                missing.push(hash);
             }
         }
+    }
+    // Ciphertexts whose gossip did not reach us (dropped under overload, or late): all
+    // of them at once, first from the proposer, which must hold them. One round trip
+    // per 256, not one per document: a big block must not outlast the view timeout.
+    if !missing.is_empty() {
+        let proposer = crate::ledger::administration(&shared.store, &body.proposer)
+            .ok()
+            .flatten()
+            .and_then(|a| crate::config::peer_id_of(&a.node_key.0));
+        crate::fetch::fetch_now(shared, proposer, missing, CIPHERTEXT_FETCH_TIMEOUT).await?;
     }
     Ok(())
 }

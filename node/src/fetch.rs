@@ -4,7 +4,8 @@
 //! hash to the bounded [`Wants`] queue; one task works through it, asking peers (round
 //! robin) for up to [`MAX_CIPHERTEXTS_PER_REQUEST`] at a time with at most
 //! [`MAX_REQUESTS_IN_FLIGHT`] requests out at once, and retries what no peer had, at
-//! most [`MAX_ATTEMPTS`] times.
+//! most [`MAX_ATTEMPTS`] times. [`fetch_now`] is the synchronous path for a validator
+//! checking a proposal.
 //!
 //! Must never store bytes whose blake3 hash is not the wanted hash, never store the
 //! ciphertext of an erased version, and never grow without bound: a want beyond
@@ -76,35 +77,75 @@ pub fn spawn(shared: Arc<Shared>) {
     }
 }
 
-/// Fetches one ciphertext now, from one peer after another until `timeout`: what a
-/// validator needs before it can vote for a proposal carrying a document it has not seen.
-pub async fn fetch_one(shared: &Shared, hash: &[u8; 32], timeout: Duration) -> Result<(), String> {
+/// Fetches `hashes` now, up to [`MAX_CIPHERTEXTS_PER_REQUEST`] per request, from
+/// `first` (when given) and then from peers in turn, until `timeout`: what a validator
+/// needs before it can vote for a proposal carrying documents whose gossip it missed.
+/// `Err` names one ciphertext still missing and why.
+pub async fn fetch_now(
+    shared: &Shared,
+    first: Option<libp2p::PeerId>,
+    hashes: Vec<[u8; 32]>,
+    timeout: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
+    let mut missing = hashes;
+    let mut peer = first;
     let mut last_error = String::from("no peer had it");
-    while Instant::now() < deadline {
+    while !missing.is_empty() && Instant::now() < deadline {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        match shared
-            .net()
-            .request(None, SyncRequest::GetCiphertext { hash: *hash }, remaining)
-            .await
-        {
-            Ok(SyncResponse::Ciphertext(Some(ct))) if blake3::hash(&ct).as_bytes() == hash => {
-                return match shared.store.put_payload_unless_erased(hash, &ct) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err("the document was erased".into()),
-                    Err(e) => fatal("storing a ciphertext", &e),
-                };
-            }
-            Ok(SyncResponse::Ciphertext(Some(_))) => {
-                shared.metrics.reject("ciphertext_hash_mismatch");
+        let requests = missing.chunks(MAX_CIPHERTEXTS_PER_REQUEST).map(|chunk| {
+            shared.net().request(
+                peer,
+                SyncRequest::GetCiphertexts {
+                    hashes: chunk.to_vec(),
+                },
+                remaining,
+            )
+        });
+        let answers = futures::future::join_all(requests).await;
+        let mut still = Vec::new();
+        for (chunk, answer) in missing.chunks(MAX_CIPHERTEXTS_PER_REQUEST).zip(answers) {
+            let found = match answer {
+                Ok(SyncResponse::Ciphertexts(found)) if found.len() == chunk.len() => found,
+                Ok(_) => Vec::new(),
+                Err(e) => {
+                    last_error = e;
+                    Vec::new()
+                }
+            };
+            let batch = chunk.iter().map(|h| (*h, 0)).collect();
+            let (sorted, mismatched) = sort_response(batch, found);
+            if mismatched > 0 {
                 last_error = "a peer sent a ciphertext that does not match its hash".into();
+                for _ in 0..mismatched {
+                    shared.metrics.reject("ciphertext_hash_mismatch");
+                }
             }
-            Ok(_) => {}
-            Err(e) => last_error = e,
+            for (hash, ciphertext) in sorted.stored {
+                match shared.store.put_payload_unless_erased(&hash, &ciphertext) {
+                    Ok(true) => {}
+                    Ok(false) => return Err(format!("ciphertext {} is erased", hex::encode(hash))),
+                    Err(e) => fatal("storing a ciphertext", &e),
+                }
+            }
+            still.extend(sorted.retry.into_iter().map(|(h, _)| h));
+            still.extend(sorted.finished);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        missing = still;
+        if !missing.is_empty() {
+            // The next round asks the other peers in turn.
+            peer = None;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
-    Err(last_error)
+    match missing.first() {
+        None => Ok(()),
+        Some(hash) => Err(format!(
+            "ciphertext {} unavailable ({} missing): {last_error}",
+            hex::encode(hash),
+            missing.len()
+        )),
+    }
 }
 
 /// A hash being fetched and how many requests have not brought it.

@@ -504,13 +504,6 @@ fn answer(shared: &Arc<Shared>, from: &Member, request: SyncRequest) -> SyncResp
             }
             SyncResponse::Blocks(blocks)
         }
-        SyncRequest::GetCiphertext { hash } => {
-            let ct = shared
-                .mempool()
-                .ciphertext(&hash)
-                .or_else(|| shared.store.payload(&hash).ok().flatten());
-            SyncResponse::Ciphertext(ct)
-        }
         SyncRequest::GetBlock { digest } => {
             if let Some(b) = shared.recent_blocks().get(&digest).cloned() {
                 return SyncResponse::Block(Some(b));

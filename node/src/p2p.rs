@@ -126,8 +126,6 @@ pub struct TxGossip {
 pub enum SyncRequest {
     /// Finalized blocks from `from_height`, at most `max` (capped by the responder).
     GetBlocks { from_height: u64, max: u32 },
-    /// A ciphertext by its blake3 hash.
-    GetCiphertext { hash: [u8; 32] },
     /// Ciphertexts by their blake3 hashes, at most [`MAX_CIPHERTEXTS_PER_REQUEST`]; the
     /// answer carries one entry per hash, in order (`None`: not held, or past the
     /// response's byte bound).
@@ -159,7 +157,6 @@ pub enum KeyReceipt {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum SyncResponse {
     Blocks(Vec<StoredBlock>),
-    Ciphertext(Option<Vec<u8>>),
     Ciphertexts(Vec<Option<Vec<u8>>>),
     KeyReceipts(Vec<KeyReceipt>),
     Block(Option<Block>),
