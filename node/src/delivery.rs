@@ -468,7 +468,7 @@ fn request_failure(error: String) -> Undeliverable {
 }
 
 /// Refusals meaning "the recipient is behind" (see `node::receive_keys`).
-fn reason_is_not_ready(reason: &str) -> bool {
+pub(crate) fn reason_is_not_ready(reason: &str) -> bool {
     reason.contains("not final here yet") || reason.contains("ciphertext not here yet")
 }
 

@@ -554,7 +554,12 @@ fn answer(shared: &Arc<Shared>, from: &Member, request: SyncRequest) -> SyncResp
                             }
                             KeyReceipt::Refused(reason) => {
                                 shared.metrics.reject("key_delivery_refused");
-                                tracing::warn!(%document, version, from = %from.code, "key delivery refused: {reason}");
+                                if crate::delivery::reason_is_not_ready(reason) {
+                                    // Expected while this node catches up; retried soon.
+                                    tracing::debug!(%document, version, from = %from.code, "key delivery refused: {reason}");
+                                } else {
+                                    tracing::warn!(%document, version, from = %from.code, "key delivery refused: {reason}");
+                                }
                             }
                         }
                     }
