@@ -45,6 +45,10 @@ const META_GENESIS: &[u8] = b"genesis";
 const META_GENESIS_HEAD: &[u8] = b"genesis_head";
 /// Largest record this module decodes from disk (a block with its certificate).
 const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
+/// RocksDB's one block cache (data, index and filter blocks of every column family).
+const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// All memtables together; past it the largest is flushed.
+const MEMTABLE_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 
 /// Errors of the store. Any write error leaves the node inoperable.
 #[derive(Debug, thiserror::Error)]
@@ -216,9 +220,37 @@ impl Store {
         options.set_wal_size_limit_mb(0);
         options.set_max_total_wal_size(64 * 1024 * 1024);
         options.set_keep_log_file_num(10);
+        // Memory (docs/performance.md, "Memory"): one block cache for every column
+        // family, holding index and filter blocks too (else each open table keeps its
+        // own outside any bound, and RSS grows with the store), and one budget for all
+        // memtables.
+        options.set_db_write_buffer_size(MEMTABLE_BUDGET_BYTES);
+        let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let cfs = ALL_CFS.iter().map(|name| {
             let mut cf = Options::default();
             cf.set_paranoid_checks(true);
+            let mut table = rocksdb::BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            table.set_cache_index_and_filter_blocks(true);
+            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            table.set_format_version(5);
+            if [CF_STATE, CF_TRANSACTIONS, CF_PAYLOADS, CF_VAULT].contains(name) {
+                // Point lookups, many of them for absent keys (replay checks, "do we
+                // hold this ciphertext", vault misses): a bloom filter answers those
+                // without reading a data block.
+                table.set_bloom_filter(10.0, false);
+            }
+            if *name == CF_PAYLOADS {
+                // 2 KiB values read one at a time: larger blocks keep the index (in the
+                // cache) a quarter of the size.
+                table.set_block_size(16 * 1024);
+            }
+            cf.set_block_based_table_factory(&table);
+            cf.set_write_buffer_size(if *name == CF_PAYLOADS {
+                MEMTABLE_BUDGET_BYTES / 2
+            } else {
+                MEMTABLE_BUDGET_BYTES / 4
+            });
             if *name == CF_PAYLOADS {
                 cf.set_compression_type(rocksdb::DBCompressionType::None);
             } else if *name == CF_OUTBOX {
