@@ -28,6 +28,13 @@ pub struct Config {
     /// Period of re-broadcasting our latest votes and certificate (liveness after
     /// partitions and message loss).
     pub retry_timeout_ms: u64,
+    /// A leader none of whose votes reached us in this many views before the one it
+    /// leads is *skipped*: we nullify its view at once instead of waiting out
+    /// `leader_timeout_ms` (a crashed or cut-off validator otherwise costs a full leader
+    /// timeout every `n` views). `0` never skips. Skipping only moves a nullify earlier,
+    /// which the voting rules allow at any time, so it cannot affect safety; a skipped
+    /// validator whose votes come back is led again from its next view.
+    pub leader_skip_after_views: u64,
     /// Votes and proposals for views beyond `view + max_views_ahead`, or below
     /// `view - max_views_ahead`, are rejected (their votes are pruned).
     /// Certificates are exempt: being quorum-signed, they may move a lagging engine
@@ -54,6 +61,7 @@ impl Config {
             leader_timeout_ms: 1_000,
             notarization_timeout_ms: 2_000,
             retry_timeout_ms: 5_000,
+            leader_skip_after_views: 16,
             max_views_ahead: 64,
             max_block_bytes: 4 * 1024 * 1024,
             last_height: None,
@@ -240,6 +248,9 @@ pub struct Engine<S: Signer> {
     /// `last_height` was finalized, in height order; empty when it was finalized by a
     /// certificate of its own.
     boundary: Vec<Block>,
+    /// Per validator index, the highest view of a verified vote of theirs (or the view
+    /// this engine started in): who is active, for `leader_skip_after_views`.
+    last_active: Vec<View>,
 }
 
 impl<S: Signer> std::fmt::Debug for Engine<S> {
@@ -276,6 +287,9 @@ impl<S: Signer> Engine<S> {
         let finished = config
             .last_height
             .is_some_and(|last| last_finalized.height >= last);
+        // Everyone counts as active when we start: nobody is skipped before having had
+        // `leader_skip_after_views` views to show up.
+        let last_active = vec![view; config.validators.len()];
         Engine {
             config,
             signer,
@@ -291,6 +305,7 @@ impl<S: Signer> Engine<S> {
             cert_request_sent_in: None,
             finished,
             boundary: Vec::new(),
+            last_active,
         }
     }
 
@@ -535,6 +550,17 @@ impl<S: Signer> Engine<S> {
         }) {
             next += 1;
         }
+        if next
+            > self
+                .view
+                .saturating_add(self.config.leader_skip_after_views)
+        {
+            // A jump past the whole window (catch-up by certificates or sync): we could
+            // not see anyone's votes in the views skipped, so nobody counts as inactive.
+            for seen in &mut self.last_active {
+                *seen = (*seen).max(next);
+            }
+        }
         self.view = next;
         // Votes far behind the current view can no longer matter for liveness; their
         // certificates (needed by the parent rule) are kept until finalization.
@@ -550,10 +576,15 @@ impl<S: Signer> Engine<S> {
     fn arm_view(&mut self, out: &mut Vec<Output>) {
         let view = self.view;
         out.push(Output::EnteredView { view });
+        let leader_timeout_ms = if self.skips_leader_of(view) {
+            0
+        } else {
+            self.config.leader_timeout_ms
+        };
         out.push(Output::SetTimer {
             view,
             timer: TimerKind::Leader,
-            after_ms: self.config.leader_timeout_ms,
+            after_ms: leader_timeout_ms,
         });
         out.push(Output::SetTimer {
             view,
@@ -567,6 +598,30 @@ impl<S: Signer> Engine<S> {
         });
         self.try_propose(out);
         self.try_notarize(out);
+    }
+
+    /// Whether `view`'s leader is someone else none of whose votes we have seen in the
+    /// `leader_skip_after_views` views before it (see [`Config::leader_skip_after_views`]).
+    /// Its leader timer then fires at once; a proposal already here is still notarized
+    /// first (the timer only nullifies a view we have not notarized).
+    fn skips_leader_of(&self, view: View) -> bool {
+        let window = self.config.leader_skip_after_views;
+        let leader = self.config.validators.leader(view);
+        if window == 0 || leader == self.me() {
+            return false;
+        }
+        let seen = self
+            .last_active
+            .get(usize::from(leader))
+            .copied()
+            .unwrap_or(0);
+        view > seen.saturating_add(window)
+    }
+
+    /// Whether the engine would skip `view`'s leader on entering it now (for the node's
+    /// logs and metrics).
+    pub fn leader_skipped(&self, view: View) -> bool {
+        self.skips_leader_of(view)
     }
 
     /// Simplex parent rule: the parent of a view-`v` block is the block of the highest
@@ -863,6 +918,9 @@ impl<S: Signer> Engine<S> {
     fn add_vote(&mut self, vote: SignedVote, out: &mut Vec<Output>) {
         let quorum = self.config.validators.quorum();
         let (kind, view, digest) = (vote.kind, vote.view, vote.digest);
+        if let Some(seen) = self.last_active.get_mut(usize::from(vote.signer)) {
+            *seen = (*seen).max(view);
+        }
         let state = self.views.entry(view).or_default();
         state.votes_mut(kind).insert(vote.signer, vote);
         if state.certificate(kind).is_some() {

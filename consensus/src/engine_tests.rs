@@ -593,3 +593,75 @@ fn certificates_expose_equivocators() {
     assert_eq!(evidence[0].validator, 0);
     assert!(verify_vote(&set(&k), NS, &evidence[0].second).is_ok());
 }
+
+/// The leader timer armed on entering `view`, if any.
+fn leader_timer_ms(out: &[Output], view: View) -> Option<u64> {
+    out.iter().find_map(|o| match o {
+        Output::SetTimer {
+            view: v,
+            timer: TimerKind::Leader,
+            after_ms,
+        } if *v == view => Some(*after_ms),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_leader_silent_for_the_window_is_skipped_and_led_again_once_it_votes() {
+    let keys = keys(4);
+    let mut c = config(&keys);
+    c.leader_skip_after_views = 3;
+    let signer = Ed25519Signer::new(0, keys[0].clone());
+    let mut e = Engine::new(c, signer, Restored::default());
+    let start = e.start();
+    assert_eq!(leader_timer_ms(&start, 1), Some(1_000));
+    // Validators 0, 1 and 2 nullify every view; validator 3 (leader of 3, 7, 11) is
+    // silent until it votes in view 9.
+    let mut skipped = Vec::new();
+    for view in 1..=12 {
+        let mut out = e
+            .handle(Input::TimerFired {
+                view,
+                timer: TimerKind::Leader,
+            })
+            .unwrap();
+        let voters: &[usize] = if view == 9 { &[3, 1, 2] } else { &[1, 2] };
+        for &who in voters {
+            let nullify = vote(&keys, who, VoteKind::Nullify, view, None);
+            out.extend(e.handle(msg(who, Message::Vote(nullify))).unwrap());
+        }
+        assert_eq!(e.view(), view + 1, "view {view} was not nullified");
+        match leader_timer_ms(&out, view + 1) {
+            Some(0) => skipped.push(view + 1),
+            Some(ms) => assert_eq!(ms, 1_000),
+            None => panic!("no leader timer armed for view {}", view + 1),
+        }
+    }
+    // View 3 is inside the first window (everyone counts as active at start); view 7
+    // comes 6 views after validator 3 was last seen; it voted in 9, so 11 is led again.
+    // Our own views (4, 8, 12) are never skipped.
+    assert_eq!(skipped, vec![7]);
+}
+
+#[test]
+fn leader_skipping_is_off_with_a_zero_window() {
+    let keys = keys(4);
+    let mut c = config(&keys);
+    c.leader_skip_after_views = 0;
+    let signer = Ed25519Signer::new(0, keys[0].clone());
+    let mut e = Engine::new(c, signer, Restored::default());
+    e.start();
+    for view in 1..=12 {
+        let mut out = e
+            .handle(Input::TimerFired {
+                view,
+                timer: TimerKind::Leader,
+            })
+            .unwrap();
+        for who in [1, 2] {
+            let nullify = vote(&keys, who, VoteKind::Nullify, view, None);
+            out.extend(e.handle(msg(who, Message::Vote(nullify))).unwrap());
+        }
+        assert_eq!(leader_timer_ms(&out, view + 1), Some(1_000));
+    }
+}

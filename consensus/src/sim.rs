@@ -98,6 +98,8 @@ pub struct Scenario {
     pub leader_timeout_ms: u64,
     pub notarization_timeout_ms: u64,
     pub retry_timeout_ms: u64,
+    /// [`Config::leader_skip_after_views`].
+    pub leader_skip_after_views: u64,
     /// From this time on the network is healthy and at most f keys are faulty.
     pub heal_ms: u64,
     /// Every honest validator must finalize a new block within this after `heal_ms`.
@@ -124,6 +126,7 @@ impl Scenario {
             leader_timeout_ms: 4 * latency_ms,
             notarization_timeout_ms: 6 * latency_ms,
             retry_timeout_ms: 10 * latency_ms,
+            leader_skip_after_views: 16,
             heal_ms: 0,
             liveness_bound_ms: duration_ms / 2,
             duration_ms,
@@ -410,6 +413,7 @@ impl Simulation {
             leader_timeout_ms: s.leader_timeout_ms,
             notarization_timeout_ms: s.notarization_timeout_ms,
             retry_timeout_ms: s.retry_timeout_ms,
+            leader_skip_after_views: s.leader_skip_after_views,
             max_views_ahead: 32,
             max_block_bytes: 1024,
             last_height: None,

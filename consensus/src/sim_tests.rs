@@ -107,6 +107,33 @@ fn sim_happy_path_finalizes_every_view() {
     assert!(min >= 30, "only {min} blocks in 100δ");
 }
 
+/// A crashed (silent) validator costs a whole leader timeout in each view it leads
+/// unless its views are skipped: the same seeded run, with and without skipping, in the
+/// simulator's virtual time.
+#[test]
+fn sim_a_silent_leader_is_skipped_and_blocks_come_faster() {
+    let run = |skip_after_views: u64| {
+        let mut scenario = Scenario::happy(5, 4, 10, 2_000);
+        scenario.behaviours[3] = crate::sim::Behaviour::Silent;
+        scenario.leader_skip_after_views = skip_after_views;
+        let report = Simulation::new(scenario).run();
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
+        report.heights.iter().take(3).min().copied().unwrap_or(0)
+    };
+    let waiting = run(0);
+    let skipping = run(16);
+    assert!(
+        waiting >= 30,
+        "only {waiting} blocks in 200δ without skipping"
+    );
+    // Per 4 views: 3 blocks of ≈ 2δ each, plus the silent leader's view: 4δ of leader
+    // timeout and a nullification round without skipping, ≈ 1δ with it.
+    assert!(
+        skipping * 10 >= waiting * 12,
+        "skipping gave {skipping} blocks, waiting {waiting}"
+    );
+}
+
 #[test]
 #[ignore = "debugging aid: CARNET_SIM_SEED=<seed> cargo test --release sim_debug_seed -- --ignored --nocapture"]
 fn sim_debug_seed() {

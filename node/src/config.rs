@@ -57,6 +57,10 @@ pub struct ConsensusSection {
     /// Proposable transactions that make a block worth proposing at once (optional).
     #[serde(default = "default_full_block_txs")]
     pub full_block_txs: usize,
+    /// A leader none of whose votes arrived in this many views is skipped: its view is
+    /// nullified at once instead of after `leader_timeout_ms` (optional; 0 never skips).
+    #[serde(default = "default_leader_skip_after_views")]
+    pub leader_skip_after_views: u64,
 }
 
 fn default_empty_block_interval_ms() -> u64 {
@@ -71,6 +75,10 @@ fn default_full_block_txs() -> usize {
     256
 }
 
+fn default_leader_skip_after_views() -> u64 {
+    16
+}
+
 impl Default for ConsensusSection {
     fn default() -> Self {
         Self {
@@ -80,6 +88,7 @@ impl Default for ConsensusSection {
             empty_block_interval_ms: default_empty_block_interval_ms(),
             min_block_interval_ms: default_min_block_interval_ms(),
             full_block_txs: default_full_block_txs(),
+            leader_skip_after_views: default_leader_skip_after_views(),
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct DriverConfig {
     pub leader_timeout_ms: u64,
     pub notarization_timeout_ms: u64,
     pub retry_timeout_ms: u64,
+    /// See `[consensus] leader_skip_after_views` (config.rs).
+    pub leader_skip_after_views: u64,
 }
 
 /// Everything the driver reacts to.
@@ -231,6 +233,7 @@ impl Driver {
         config.leader_timeout_ms = self.config.leader_timeout_ms;
         config.notarization_timeout_ms = self.config.notarization_timeout_ms;
         config.retry_timeout_ms = self.config.retry_timeout_ms;
+        config.leader_skip_after_views = self.config.leader_skip_after_views;
         config.max_block_bytes = crate::p2p::MAX_GOSSIP_BYTES - 64 * 1024;
         config.last_height = Some(epoch.last_height);
         let signer = EpochSigner::new(self.config.signer.clone(), index);
@@ -459,6 +462,10 @@ impl Driver {
                 }
                 Output::EnteredView { view } => {
                     self.shared.metrics.view.set(view as i64);
+                    if self.engine.as_ref().is_some_and(|e| e.leader_skipped(view)) {
+                        self.shared.metrics.leaders_skipped.inc();
+                        tracing::debug!(view, "leader inactive: its view is skipped");
+                    }
                     self.shared.set_view(view);
                     if matches!(self.pending_proposal, Some((v, _, _)) if v < view) {
                         self.pending_proposal = None;

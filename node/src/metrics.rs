@@ -34,6 +34,7 @@ pub struct Metrics {
     pub api_requests: Family<StatusLabel, Counter>,
     pub refused_connections: Counter,
     pub equivocations: Counter,
+    pub leaders_skipped: Counter,
     pub keys_delivered: Counter,
     pub keys_received: Counter,
     pub event_streams: Gauge,
@@ -61,6 +62,7 @@ impl Metrics {
         let api_requests = Family::<StatusLabel, Counter>::default();
         let refused_connections = Counter::default();
         let equivocations = Counter::default();
+        let leaders_skipped = Counter::default();
         let keys_delivered = Counter::default();
         let keys_received = Counter::default();
         let event_streams = Gauge::default();
@@ -114,6 +116,11 @@ impl Metrics {
             equivocations.clone(),
         );
         registry.register(
+            "leaders_skipped",
+            "Views whose leader was skipped (none of its votes seen in the skip window)",
+            leaders_skipped.clone(),
+        );
+        registry.register(
             "keys_delivered",
             "Document key deliveries acknowledged",
             keys_delivered.clone(),
@@ -151,6 +158,7 @@ impl Metrics {
             api_requests,
             refused_connections,
             equivocations,
+            leaders_skipped,
             keys_delivered,
             keys_received,
             event_streams,

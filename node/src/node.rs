@@ -930,6 +930,7 @@ pub async fn run(home: NodeHome) -> Result<(), StartError> {
             leader_timeout_ms: home.config.consensus.leader_timeout_ms,
             notarization_timeout_ms: home.config.consensus.notarization_timeout_ms,
             retry_timeout_ms: home.config.consensus.retry_timeout_ms,
+            leader_skip_after_views: home.config.consensus.leader_skip_after_views,
         },
         driver_tx,
         head,
