@@ -576,7 +576,7 @@ impl<S: Signer> Engine<S> {
     fn arm_view(&mut self, out: &mut Vec<Output>) {
         let view = self.view;
         out.push(Output::EnteredView { view });
-        let leader_timeout_ms = if self.skips_leader_of(view) {
+        let leader_timeout_ms = if self.leader_skipped(view) {
             0
         } else {
             self.config.leader_timeout_ms
@@ -603,8 +603,9 @@ impl<S: Signer> Engine<S> {
     /// Whether `view`'s leader is someone else none of whose votes we have seen in the
     /// `leader_skip_after_views` views before it (see [`Config::leader_skip_after_views`]).
     /// Its leader timer then fires at once; a proposal already here is still notarized
-    /// first (the timer only nullifies a view we have not notarized).
-    fn skips_leader_of(&self, view: View) -> bool {
+    /// first (the timer only nullifies a view we have not notarized). Public for the
+    /// node's logs and metrics.
+    pub fn leader_skipped(&self, view: View) -> bool {
         let window = self.config.leader_skip_after_views;
         let leader = self.config.validators.leader(view);
         if window == 0 || leader == self.me() {
@@ -616,12 +617,6 @@ impl<S: Signer> Engine<S> {
             .copied()
             .unwrap_or(0);
         view > seen.saturating_add(window)
-    }
-
-    /// Whether the engine would skip `view`'s leader on entering it now (for the node's
-    /// logs and metrics).
-    pub fn leader_skipped(&self, view: View) -> bool {
-        self.skips_leader_of(view)
     }
 
     /// Simplex parent rule: the parent of a view-`v` block is the block of the highest

@@ -606,6 +606,27 @@ fn leader_timer_ms(out: &[Output], view: View) -> Option<u64> {
     })
 }
 
+/// Our leader timer for `view` fires (we nullify it) and `voters` nullify it too; the
+/// outputs of all of it.
+fn nullify_view(
+    e: &mut Engine<Ed25519Signer>,
+    keys: &[SigningKey],
+    view: View,
+    voters: &[usize],
+) -> Vec<Output> {
+    let mut out = e
+        .handle(Input::TimerFired {
+            view,
+            timer: TimerKind::Leader,
+        })
+        .unwrap();
+    for &who in voters {
+        let nullify = vote(keys, who, VoteKind::Nullify, view, None);
+        out.extend(e.handle(msg(who, Message::Vote(nullify))).unwrap());
+    }
+    out
+}
+
 #[test]
 fn a_leader_silent_for_the_window_is_skipped_and_led_again_once_it_votes() {
     let keys = keys(4);
@@ -619,17 +640,8 @@ fn a_leader_silent_for_the_window_is_skipped_and_led_again_once_it_votes() {
     // silent until it votes in view 9.
     let mut skipped = Vec::new();
     for view in 1..=12 {
-        let mut out = e
-            .handle(Input::TimerFired {
-                view,
-                timer: TimerKind::Leader,
-            })
-            .unwrap();
         let voters: &[usize] = if view == 9 { &[3, 1, 2] } else { &[1, 2] };
-        for &who in voters {
-            let nullify = vote(&keys, who, VoteKind::Nullify, view, None);
-            out.extend(e.handle(msg(who, Message::Vote(nullify))).unwrap());
-        }
+        let out = nullify_view(&mut e, &keys, view, voters);
         assert_eq!(e.view(), view + 1, "view {view} was not nullified");
         match leader_timer_ms(&out, view + 1) {
             Some(0) => skipped.push(view + 1),
@@ -652,16 +664,7 @@ fn leader_skipping_is_off_with_a_zero_window() {
     let mut e = Engine::new(c, signer, Restored::default());
     e.start();
     for view in 1..=12 {
-        let mut out = e
-            .handle(Input::TimerFired {
-                view,
-                timer: TimerKind::Leader,
-            })
-            .unwrap();
-        for who in [1, 2] {
-            let nullify = vote(&keys, who, VoteKind::Nullify, view, None);
-            out.extend(e.handle(msg(who, Message::Vote(nullify))).unwrap());
-        }
+        let out = nullify_view(&mut e, &keys, view, &[1, 2]);
         assert_eq!(leader_timer_ms(&out, view + 1), Some(1_000));
     }
 }
