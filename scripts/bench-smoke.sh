@@ -4,7 +4,7 @@
 # figures are printed, never checked. Budget: ≤ 60 s of wall time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARNET_BIN_DIR="${CARNET_BIN_DIR:-$PWD/target/release}"
+export CARNET_BIN_DIR="${CARNET_BIN_DIR:-${CARGO_TARGET_DIR:-$PWD/target}/release}"
 
 # The consensus engine bench (messages/s for n = 4 and n = 100, happy-path blocks per
 # delta). `--workspace` keeps the feature resolution of the workspace build, so cargo

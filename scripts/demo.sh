@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo build --release --workspace --all-targets
 
-BIN="$PWD/target/release"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release"
 export CARNET_BIN_DIR="$BIN"
 export PATH="$BIN:$PATH"
 REPO="$PWD"

@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+# Where cargo puts its builds (CARGO_TARGET_DIR, if set, may be shared with another clone).
+TARGET="${CARGO_TARGET_DIR:-target}"
+TARGET="$(mkdir -p "$TARGET" && cd "$TARGET" && pwd)"
 cargo build --release --workspace --all-targets
 # Special carnet-node builds, each copied out of target/release so the release binary
 # never carries their features: faulty (Byzantine modes + test hooks, the scenario
@@ -14,18 +17,18 @@ cargo build --release --workspace --all-targets
 # the dependency features those of the main build, so only carnet-node recompiles.
 special_build() { # DIR FEATURES
   cargo build --release --workspace --features "$2"
-  mkdir -p "target/$1"
-  cp target/release/carnet-node "target/$1/carnet-node"
+  mkdir -p "$TARGET/$1"
+  cp "$TARGET/release/carnet-node" "$TARGET/$1/carnet-node"
 }
 special_build faulty carnet-node/byzantine,carnet-node/test-hooks
 special_build mutant carnet-node/mutation-weak-quorum
 special_build hooks carnet-node/test-hooks
 cargo build --release --workspace --all-targets
-export CARNET_FAULTY_BIN=$PWD/target/faulty/carnet-node
-export CARNET_MUTANT_BIN=$PWD/target/mutant/carnet-node
-export CARNET_HOOKS_BIN=$PWD/target/hooks/carnet-node
+export CARNET_FAULTY_BIN=$TARGET/faulty/carnet-node
+export CARNET_MUTANT_BIN=$TARGET/mutant/carnet-node
+export CARNET_HOOKS_BIN=$TARGET/hooks/carnet-node
 
-export CARNET_BIN_DIR="$PWD/target/release"
+export CARNET_BIN_DIR="$TARGET/release"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
