@@ -448,22 +448,22 @@ pub fn covering_agreements<S: StateStore>(
     recipients: &[AdminCode],
     kind: DocumentKind,
 ) -> Result<Vec<Agreement>, ExecError> {
-    Ok(covering_among(
-        &agreements(state)?,
-        issuer,
-        recipients,
-        kind,
-    ))
+    Ok(
+        covering_among(&agreements(state)?, issuer, recipients, kind)
+            .into_iter()
+            .cloned()
+            .collect(),
+    )
 }
 
 /// [`covering_agreements`] among agreement records already read (e.g. cached by the
 /// caller for one committed height).
-pub fn covering_among(
-    records: &[AgreementRecord],
+pub fn covering_among<'a>(
+    records: &'a [AgreementRecord],
     issuer: &AdminCode,
     recipients: &[AdminCode],
     kind: DocumentKind,
-) -> Vec<Agreement> {
+) -> Vec<&'a Agreement> {
     records
         .iter()
         .filter(|r| r.status == AgreementStatus::Active)
@@ -473,7 +473,6 @@ pub fn covering_among(
                 && recipients.iter().all(|r| a.has_party(r))
                 && a.cluster(kind).is_some()
         })
-        .cloned()
         .collect()
 }
 
@@ -524,16 +523,17 @@ pub fn resolve_agreement<S: StateStore>(
     recipients: &[AdminCode],
     kind: DocumentKind,
 ) -> Result<Agreement, ResolveError> {
-    resolve_among(&agreements(state)?, issuer, recipients, kind)
+    resolve_among(&agreements(state)?, issuer, recipients, kind).cloned()
 }
 
-/// [`resolve_agreement`] among agreement records already read.
-pub fn resolve_among(
-    records: &[AgreementRecord],
+/// [`resolve_agreement`] among agreement records already read; borrows the one it picks
+/// (an agreement with its data clusters is large: the API resolves one per document).
+pub fn resolve_among<'a>(
+    records: &'a [AgreementRecord],
     issuer: &AdminCode,
     recipients: &[AdminCode],
     kind: DocumentKind,
-) -> Result<Agreement, ResolveError> {
+) -> Result<&'a Agreement, ResolveError> {
     let mut covering = covering_among(records, issuer, recipients, kind);
     match covering.len() {
         1 => Ok(covering.remove(0)),

@@ -274,11 +274,20 @@ impl Scheduler {
 
 /// One walk over the whole outbox; returns how many deliveries it started.
 async fn walk<B: Backend>(backend: &Arc<B>, scheduler: &Arc<Scheduler>) -> usize {
-    if backend.scan(&[], 1).is_empty() {
-        return 0;
-    }
     let mut sent = 0;
     let mut batches = Batches::default();
+    // An outbox that fits in one page is one page: one read instead of a read per key
+    // prefix (256 at least; at 2,500 documents/s that was 4 % of node CPU).
+    let mut whole = backend.scan(&[], PAGE_ENTRIES + 1);
+    if whole.len() <= PAGE_ENTRIES {
+        if whole.is_empty() {
+            return 0;
+        }
+        sent += send_page(backend, scheduler, std::mem::take(&mut whole), &mut batches).await;
+        batches.flush(backend, scheduler);
+        return sent;
+    }
+    drop(whole);
     let mut prefix = vec![0u8];
     loop {
         let mut page = backend.scan(&prefix, PAGE_ENTRIES + 1);
@@ -653,6 +662,8 @@ mod tests {
         refuse: Mutex<HashSet<Vec<u8>>>,
         /// Versions per request, in the order the requests were made.
         requests: Mutex<Vec<usize>>,
+        /// Outbox reads so far.
+        scans: Mutex<usize>,
     }
 
     fn key(id: [u8; 16], recipient: &str) -> Vec<u8> {
@@ -682,18 +693,24 @@ mod tests {
 
     impl Backend for Fake {
         fn scan(&self, prefix: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-            if prefix == [0xff] {
-                for id in std::mem::take(&mut *self.arrivals.lock().unwrap()) {
-                    self.insert(id, "XD", 0);
-                }
-            }
-            let outbox = self.outbox.lock().unwrap();
-            outbox
+            *self.scans.lock().unwrap() += 1;
+            let page = self
+                .outbox
+                .lock()
+                .unwrap()
                 .range(prefix.to_vec()..)
                 .take_while(|(k, _)| k.starts_with(prefix))
                 .take(limit)
                 .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
+                .collect();
+            // Arrivals land behind the page just read (the walk's last page, or the
+            // whole of a small outbox).
+            if prefix == [0xff] || prefix.is_empty() {
+                for id in std::mem::take(&mut *self.arrivals.lock().unwrap()) {
+                    self.insert(id, "XD", 0);
+                }
+            }
+            page
         }
         fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
             self.outbox.lock().unwrap().get(key).cloned()
@@ -779,6 +796,35 @@ mod tests {
         drain(&scheduler).await;
         assert_eq!(fake.delivered(), due);
         assert_eq!(fake.keys(), waiting, "waiting entries stay, untouched");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_outbox_that_fits_in_a_page_is_read_once_per_walk() {
+        let fake = Arc::new(Fake::default());
+        let mut all = HashSet::new();
+        for i in 0..PAGE_ENTRIES as u32 {
+            let b = i.to_be_bytes();
+            all.insert(fake.insert(id(&[b[3], b[2], 3]), "XB", 0));
+        }
+        let scheduler = Arc::new(Scheduler::default());
+        assert_eq!(walk(&fake, &scheduler).await, all.len());
+        assert_eq!(
+            *fake.scans.lock().unwrap(),
+            1,
+            "one read for a one-page outbox"
+        );
+        drain(&scheduler).await;
+        assert_eq!(fake.delivered(), all);
+        // One more entry than a page: the walk goes prefix by prefix and still sends all.
+        for i in 0..=PAGE_ENTRIES as u32 {
+            let b = i.to_be_bytes();
+            fake.insert(id(&[b[3], b[2], 4]), "XB", 0);
+        }
+        *fake.scans.lock().unwrap() = 0;
+        assert_eq!(walk(&fake, &scheduler).await, PAGE_ENTRIES + 1);
+        assert!(*fake.scans.lock().unwrap() > 256, "a prefix walk");
+        drain(&scheduler).await;
+        assert!(fake.keys().is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

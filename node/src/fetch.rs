@@ -121,12 +121,15 @@ pub async fn fetch_now(
                     shared.metrics.reject("ciphertext_hash_mismatch");
                 }
             }
-            for (hash, ciphertext) in sorted.stored {
-                match shared.store.put_payload_unless_erased(&hash, &ciphertext) {
-                    Ok(true) => {}
-                    Ok(false) => return Err(format!("ciphertext {} is erased", hex::encode(hash))),
-                    Err(e) => fatal("storing a ciphertext", &e),
+            match shared.store.put_payloads_unless_erased(&sorted.stored) {
+                Ok(stored) => {
+                    if let Some(((hash, _), _)) =
+                        sorted.stored.iter().zip(stored).find(|(_, stored)| !stored)
+                    {
+                        return Err(format!("ciphertext {} is erased", hex::encode(hash)));
+                    }
                 }
+                Err(e) => fatal("storing ciphertexts", &e),
             }
             still.extend(sorted.retry.into_iter().map(|(h, _)| h));
             still.extend(sorted.finished);
@@ -275,13 +278,11 @@ async fn fetch(shared: Arc<Shared>, batch: Vec<Attempt>) -> Outcome {
     for _ in 0..mismatched {
         shared.metrics.reject("ciphertext_hash_mismatch");
     }
-    let mut finished = Vec::with_capacity(outcome.finished.len());
-    for (hash, ciphertext) in outcome.stored {
-        match shared.store.put_payload_unless_erased(&hash, &ciphertext) {
-            Ok(_) => finished.push(hash),
-            Err(e) => fatal("storing a ciphertext", &e),
-        }
+    let mut finished = Vec::with_capacity(outcome.finished.len() + outcome.stored.len());
+    if let Err(e) = shared.store.put_payloads_unless_erased(&outcome.stored) {
+        fatal("storing ciphertexts", &e);
     }
+    finished.extend(outcome.stored.iter().map(|(hash, _)| *hash));
     for hash in &outcome.finished {
         tracing::warn!(ciphertext = %hex::encode(hash), "ciphertext not fetched: no peer had it after {MAX_ATTEMPTS} requests");
     }

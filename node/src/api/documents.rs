@@ -358,7 +358,7 @@ struct Filing {
     ucr: String,
     recipients: Vec<AdminCode>,
     payload: Zeroizing<String>,
-    terms: Agreement,
+    agreement: AgreementId,
     ucr_key: Zeroizing<[u8; 32]>,
 }
 
@@ -406,25 +406,32 @@ fn check_filing(s: &Shared, mut fields: Fields) -> Result<Filing, ApiError> {
         recipients.push(code);
     }
     let value = parse_payload(&payload)?;
-    let terms = match agreement {
-        Some(text) => named_agreement(s, &text, &recipients, kind)?,
+    // The resolved agreement is borrowed from the records cached for the head height
+    // (cloning its data clusters once per document was 4 % of node CPU in batches).
+    let named;
+    let records;
+    let terms: &Agreement = match agreement {
+        Some(text) => {
+            named = named_agreement(s, &text, &recipients, kind)?;
+            &named
+        }
         None => {
-            let records = s.agreement_records().map_err(internal)?;
+            records = s.agreement_records().map_err(internal)?;
             resolve_among(&records, &s.admin, &recipients, kind).map_err(|e| match e {
                 ResolveError::State(e) => internal(e),
                 refused => ApiError::bad_input(refused.to_string()),
             })?
         }
     };
-    check_payload(&terms, kind, &value).map_err(|v| ApiError::bad_input(v.to_string()))?;
+    check_payload(terms, kind, &value).map_err(|v| ApiError::bad_input(v.to_string()))?;
     drop(value);
-    let ucr_key = agreement_ucr_key(s, &terms)?;
+    let ucr_key = agreement_ucr_key(s, terms)?;
     Ok(Filing {
         kind,
         ucr,
         recipients,
         payload,
-        terms,
+        agreement: terms.id,
         ucr_key,
     })
 }
@@ -446,7 +453,7 @@ async fn seal_filing(s: &Shared, caller: &Caller, filing: Filing) -> Result<Seal
         ucr,
         recipients,
         payload,
-        terms,
+        agreement,
         ucr_key,
     } = filing;
     let (keys, nonce) = draw_keys()?;
@@ -459,7 +466,7 @@ async fn seal_filing(s: &Shared, caller: &Caller, filing: Filing) -> Result<Seal
     let tx = s.node_tx(
         Some(caller.key),
         Action::SubmitUnderAgreement {
-            agreement: terms.id,
+            agreement,
             submission: DocumentSubmission {
                 id,
                 kind,
@@ -474,7 +481,7 @@ async fn seal_filing(s: &Shared, caller: &Caller, filing: Filing) -> Result<Seal
     Ok(Sealed {
         id,
         kind,
-        agreement: terms.id,
+        agreement,
         tx,
         ciphertext: sealed.ciphertext,
     })
