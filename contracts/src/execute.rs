@@ -19,8 +19,7 @@
 //! | `officer/<key 32>` | [`Officer`] |
 //! | `doc/<id 16>/<version u32 BE>` | [`DocumentRecord`] |
 //! | `ucr/<index 32><id 16><version u32 BE>` | empty |
-//! | `seen/hash/<tx hash 32>` | expiry, u64 BE |
-//! | `seen/exp/<expiry u64 BE><tx hash 32>` | empty |
+//! | `seen/<expiry u64 BE><tx hash 32>` | empty (replay protection; the expiry is part of the signed transaction, so a replay looks up the same key) |
 //! | `access/<id 16><height u64 BE><position u32 BE>` | [`AccessRecord`] |
 //! | `accessby/<officer 32><height u64 BE><position u32 BE>` | document id (16) |
 //! | `agreement/<id 16>` | [`crate::agreement::AgreementRecord`] |
@@ -242,8 +241,8 @@ pub mod state_keys {
     pub const OFFICER: &[u8] = b"officer/";
     pub const DOC: &[u8] = b"doc/";
     pub const UCR: &[u8] = b"ucr/";
-    pub const SEEN_HASH: &[u8] = b"seen/hash/";
-    pub const SEEN_EXPIRY: &[u8] = b"seen/exp/";
+    /// Replay entries, in expiry order (ADR 0006).
+    pub const SEEN: &[u8] = b"seen/";
     pub const ACCESS: &[u8] = b"access/";
     pub const ACCESS_BY_OFFICER: &[u8] = b"accessby/";
     pub const AGREEMENT: &[u8] = b"agreement/";
@@ -284,11 +283,10 @@ pub mod state_keys {
     pub fn ucr(index: &Hash32, id: &DocumentId, version: u32) -> Vec<u8> {
         join(&[UCR, index, &id.0, &version.to_be_bytes()])
     }
-    pub fn seen_hash(hash: &Hash32) -> Vec<u8> {
-        join(&[SEEN_HASH, hash])
-    }
-    pub fn seen_expiry(expires_at_ms: u64, hash: &Hash32) -> Vec<u8> {
-        join(&[SEEN_EXPIRY, &expires_at_ms.to_be_bytes(), hash])
+    /// One entry per executed transaction: its expiry (signed, part of its hash) and
+    /// its hash. A replay carries the same expiry, hence looks up the same key.
+    pub fn seen(expires_at_ms: u64, hash: &Hash32) -> Vec<u8> {
+        join(&[SEEN, &expires_at_ms.to_be_bytes(), hash])
     }
     pub fn access_prefix(id: &DocumentId) -> Vec<u8> {
         join(&[ACCESS, &id.0])
@@ -836,7 +834,7 @@ fn prune_replay_entries<S: StateStore>(
     let mut pruned = 0usize;
     while !done {
         // Scans the committed state; entries already queued for deletion are skipped.
-        let entries = view.base.scan_prefix(state_keys::SEEN_EXPIRY, chunk)?;
+        let entries = view.base.scan_prefix(state_keys::SEEN, chunk)?;
         let full = entries.len() == chunk;
         let mut queued = BTreeSet::new();
         for (key, _) in writes.iter() {
@@ -847,18 +845,16 @@ fn prune_replay_entries<S: StateStore>(
             if queued.contains(&key) {
                 continue;
             }
-            let suffix = key.get(state_keys::SEEN_EXPIRY.len()..).unwrap_or_default();
+            let suffix = key.get(state_keys::SEEN.len()..).unwrap_or_default();
             let expiry_bytes: [u8; 8] = suffix
                 .get(..8)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| ExecError::Corrupt(format!("replay key {}", show_key(&key))))?;
-            let hash = suffix.get(8..).unwrap_or_default();
             if u64::from_be_bytes(expiry_bytes) >= time_ms || pruned >= MAX_PRUNE_PER_BLOCK {
                 done = true;
                 break;
             }
             writes.push((key.clone(), None));
-            writes.push(([state_keys::SEEN_HASH, hash].concat(), None));
             pruned += 1;
         }
         if !full {
@@ -913,7 +909,13 @@ impl<S: StateStore> Rules<'_, '_, S> {
             ))
             .into());
         }
-        if self.view.get(&state_keys::seen_hash(tx_hash))?.is_some() {
+        // The expiry is within bounds here, so an executed transaction with this hash
+        // (same signed expiry) has its entry still under this key.
+        if self
+            .view
+            .get(&state_keys::seen(tx.expires_at_ms, tx_hash))?
+            .is_some()
+        {
             return Err(ContractError::Denied(format!(
                 "replay: transaction {} was already executed",
                 hex::encode(tx_hash)
@@ -1017,11 +1019,7 @@ impl<S: StateStore> Rules<'_, '_, S> {
             Action::ReportEquivocation(report) => self.report_equivocation(tx, &signer, report)?,
         };
         writes.push((
-            state_keys::seen_hash(tx_hash),
-            Some(tx.expires_at_ms.to_be_bytes().to_vec()),
-        ));
-        writes.push((
-            state_keys::seen_expiry(tx.expires_at_ms, tx_hash),
+            state_keys::seen(tx.expires_at_ms, tx_hash),
             Some(Vec::new()),
         ));
         Ok((writes, event))
