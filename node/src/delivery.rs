@@ -179,6 +179,8 @@ trait Backend: Send + Sync + 'static {
     fn deliver(self: Arc<Self>, entries: Vec<OutboxEntry>) -> Delivering;
     fn delivered(&self, _entry: &OutboxEntry) {}
     fn dropped(&self, _entry: &OutboxEntry, _reason: &str) {}
+    /// A walk found `entries` in the outbox (due or waiting).
+    fn pending(&self, _entries: usize) {}
 }
 
 /// In-memory bookkeeping of deliveries in flight (never persisted: after a restart the
@@ -280,6 +282,7 @@ async fn walk<B: Backend>(backend: &Arc<B>, scheduler: &Arc<Scheduler>) -> usize
     // prefix (256 at least; at 2,500 documents/s that was 4 % of node CPU).
     let mut whole = backend.scan(&[], PAGE_ENTRIES + 1);
     if whole.len() <= PAGE_ENTRIES {
+        backend.pending(whole.len());
         if whole.is_empty() {
             return 0;
         }
@@ -288,6 +291,7 @@ async fn walk<B: Backend>(backend: &Arc<B>, scheduler: &Arc<Scheduler>) -> usize
         return sent;
     }
     drop(whole);
+    let mut pending = 0;
     let mut prefix = vec![0u8];
     loop {
         let mut page = backend.scan(&prefix, PAGE_ENTRIES + 1);
@@ -296,6 +300,7 @@ async fn walk<B: Backend>(backend: &Arc<B>, scheduler: &Arc<Scheduler>) -> usize
             continue;
         }
         page.truncate(PAGE_ENTRIES);
+        pending += page.len();
         sent += send_page(backend, scheduler, page, &mut batches).await;
         // The prefix after this one in key order (same or shorter length); none after
         // the last one: the walk is over.
@@ -303,6 +308,7 @@ async fn walk<B: Backend>(backend: &Arc<B>, scheduler: &Arc<Scheduler>) -> usize
             Some(p) => prefix = p,
             None => {
                 batches.flush(backend, scheduler);
+                backend.pending(pending);
                 return sent;
             }
         }
@@ -520,6 +526,13 @@ impl Backend for NodeBackend {
         tracing::info!(document = %entry.document, version = entry.version, recipient = %entry.recipient, "document keys delivered");
     }
 
+    fn pending(&self, entries: usize) {
+        self.0
+            .metrics
+            .key_deliveries_pending
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
     fn dropped(&self, entry: &OutboxEntry, reason: &str) {
         self.0.metrics.reject("key_delivery_dropped");
         tracing::warn!(document = %entry.document, version = entry.version, recipient = %entry.recipient, "key delivery dropped: {reason}");
@@ -664,6 +677,8 @@ mod tests {
         requests: Mutex<Vec<usize>>,
         /// Outbox reads so far.
         scans: Mutex<usize>,
+        /// Entries the last walk reported pending.
+        pending: Mutex<Option<usize>>,
     }
 
     fn key(id: [u8; 16], recipient: &str) -> Vec<u8> {
@@ -723,6 +738,9 @@ mod tests {
         }
         fn delete(&self, key: &[u8]) {
             self.outbox.lock().unwrap().remove(key);
+        }
+        fn pending(&self, entries: usize) {
+            *self.pending.lock().unwrap() = Some(entries);
         }
         fn deliver(self: Arc<Self>, entries: Vec<OutboxEntry>) -> Delivering {
             Box::pin(async move {
@@ -813,6 +831,7 @@ mod tests {
             1,
             "one read for a one-page outbox"
         );
+        assert_eq!(*fake.pending.lock().unwrap(), Some(PAGE_ENTRIES));
         drain(&scheduler).await;
         assert_eq!(fake.delivered(), all);
         // One more entry than a page: the walk goes prefix by prefix and still sends all.
@@ -823,6 +842,7 @@ mod tests {
         *fake.scans.lock().unwrap() = 0;
         assert_eq!(walk(&fake, &scheduler).await, PAGE_ENTRIES + 1);
         assert!(*fake.scans.lock().unwrap() > 256, "a prefix walk");
+        assert_eq!(*fake.pending.lock().unwrap(), Some(PAGE_ENTRIES + 1));
         drain(&scheduler).await;
         assert!(fake.keys().is_empty());
     }

@@ -37,6 +37,7 @@ pub struct Metrics {
     pub leaders_skipped: Counter,
     pub keys_delivered: Counter,
     pub keys_received: Counter,
+    pub key_deliveries_pending: Gauge,
     pub event_streams: Gauge,
     pub events_sent: Counter,
     pub access_records: Counter,
@@ -65,6 +66,7 @@ impl Metrics {
         let leaders_skipped = Counter::default();
         let keys_delivered = Counter::default();
         let keys_received = Counter::default();
+        let key_deliveries_pending = Gauge::default();
         let event_streams = Gauge::default();
         let events_sent = Counter::default();
         let access_records = Counter::default();
@@ -131,6 +133,11 @@ impl Metrics {
             keys_received.clone(),
         );
         registry.register(
+            "key_deliveries_pending",
+            "Key deliveries this node owes other administrations (outbox entries at the last walk)",
+            key_deliveries_pending.clone(),
+        );
+        registry.register(
             "event_streams",
             "Open server-sent event streams (GET /v1/events)",
             event_streams.clone(),
@@ -161,6 +168,7 @@ impl Metrics {
             leaders_skipped,
             keys_delivered,
             keys_received,
+            key_deliveries_pending,
             event_streams,
             events_sent,
             access_records,
