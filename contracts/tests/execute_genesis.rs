@@ -103,8 +103,13 @@ impl StateStore for FailingStore {
     fn delete(&mut self, key: Vec<u8>) {
         self.inner.delete(key)
     }
-    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
-        self.inner.scan_prefix(prefix, limit)
+    fn scan_prefix_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.inner.scan_prefix_from(prefix, start, limit)
     }
 }
 

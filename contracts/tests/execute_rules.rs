@@ -216,3 +216,95 @@ fn queries_answer_about_members_and_officers() {
         .is_none());
     assert!(query::document(&state, &doc_id(9)).unwrap().is_none());
 }
+
+/// A state store that records where each scan starts.
+struct ScanLog {
+    inner: MemoryState,
+    starts: std::cell::RefCell<Vec<Vec<u8>>>,
+}
+
+impl execute::StateStore for ScanLog {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, execute::StoreError> {
+        self.inner.get(key)
+    }
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.inner.put(key, value)
+    }
+    fn delete(&mut self, key: Vec<u8>) {
+        self.inner.delete(key)
+    }
+    fn scan_prefix_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<execute::Entry>, execute::StoreError> {
+        self.starts.borrow_mut().push(start.to_vec());
+        self.inner.scan_prefix_from(prefix, start, limit)
+    }
+}
+
+#[test]
+fn replay_pruning_is_bounded_per_block_and_starts_at_its_watermark() {
+    use execute::{state_keys, StateStore, MAX_PRUNE_PER_BLOCK};
+    let mut state = ScanLog {
+        inner: state_with_document(),
+        starts: Default::default(),
+    };
+    // More expired replay entries than one block prunes, one per millisecond after T0.
+    let extra = MAX_PRUNE_PER_BLOCK + 10;
+    for i in 0..extra as u64 {
+        let hash = blake3::hash(&i.to_be_bytes());
+        state.put(state_keys::seen(T0 + 1 + i, hash.as_bytes()), Vec::new());
+    }
+    let late = T0 + 3_600_000;
+    let seen = |s: &ScanLog| {
+        s.inner
+            .entries()
+            .keys()
+            .filter(|k| k.starts_with(state_keys::SEEN))
+            .count()
+    };
+    let watermark = |s: &ScanLog| {
+        let bytes = s.get(state_keys::PRUNED_BEFORE_MS).unwrap().unwrap();
+        u64::from_be_bytes(bytes.try_into().unwrap())
+    };
+    let before = seen(&state);
+    execute_block(&mut state, &ctx(2, late), &[]).unwrap();
+    assert_eq!(
+        seen(&state),
+        before - MAX_PRUNE_PER_BLOCK,
+        "one block's worth pruned"
+    );
+    // The watermark stops at the first entry left (not at the block time): every entry
+    // below it is gone, and the next block's scan seeks straight to it.
+    let first_left = state
+        .inner
+        .entries()
+        .keys()
+        .find(|k| k.starts_with(state_keys::SEEN))
+        .map(|k| u64::from_be_bytes(k[state_keys::SEEN.len()..][..8].try_into().unwrap()))
+        .unwrap();
+    assert_eq!(watermark(&state), first_left);
+    state.starts.borrow_mut().clear();
+    execute_block(&mut state, &ctx(3, late + 1), &[]).unwrap();
+    assert_eq!(seen(&state), 0, "the rest pruned by the next block");
+    assert_eq!(watermark(&state), late + 1);
+    let replay_scan = state
+        .starts
+        .borrow()
+        .iter()
+        .find(|s| s.starts_with(state_keys::SEEN))
+        .cloned()
+        .unwrap();
+    assert_eq!(replay_scan, state_keys::seen(first_left, &[0u8; 32]));
+    // A transaction that expired below the watermark stays refused.
+    let outcome = execute_block(
+        &mut state,
+        &ctx(4, T0 + 10),
+        &[sign(submit_tx(1, &["XB"], 0))],
+    )
+    .unwrap();
+    let err = outcome.receipts[0].outcome.clone().unwrap_err();
+    assert!(err.to_string().contains("expiry"), "{err}");
+}

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use carnet_consensus::{
-    verify_certificate, Block, Certificate, Config as EngineConfig, Digest, Engine, Input, Message,
-    Output, Restored, TimerKind, ValidatorIndex, View, VoteKind,
+    verify_certificate, Block, Certificate, Config as EngineConfig, Digest, Engine, Height, Input,
+    Message, Output, Restored, TimerKind, ValidatorIndex, View, VoteKind,
 };
 use carnet_contracts::block::{BlockBody, MAX_BLOCK_TXS};
 use carnet_contracts::execute::TxEvent;
@@ -885,11 +885,17 @@ impl Driver {
     }
 
     fn request_sync(&mut self) {
+        self.request_sync_from(self.head.height + 1);
+    }
+
+    /// Asks a peer for up to [`SYNC_BATCH`] finalized blocks from `from_height` (the
+    /// head's successor, or the one after a batch being committed: catch-up keeps one
+    /// request ahead). At most one request is out at a time.
+    fn request_sync_from(&mut self, from_height: Height) {
         if self.sync_in_flight {
             return;
         }
         self.sync_in_flight = true;
-        let from_height = self.head.height + 1;
         let shared = self.shared.clone();
         let events = self.events.clone();
         tokio::spawn(async move {
@@ -919,8 +925,25 @@ impl Driver {
     /// Verifies a batch of finalized blocks from a peer (parent links and a finalization
     /// certificate from the genesis validator set), executes and commits them, then
     /// tells the engine.
-    fn apply_sync(&mut self, blocks: Vec<StoredBlock>) {
+    fn apply_sync(&mut self, mut blocks: Vec<StoredBlock>) {
         let full_batch = blocks.len() as u32 >= SYNC_BATCH;
+        // A batch asked for ahead may overlap blocks the engine finalized meanwhile:
+        // those are here already. One that no longer starts at the head's successor
+        // (the batch before it stopped short) is dropped; the head is asked for again.
+        let known = blocks
+            .iter()
+            .take_while(|b| b.block.height <= self.head.height)
+            .count();
+        blocks.drain(..known);
+        if blocks
+            .first()
+            .is_some_and(|b| b.block.height != self.head.height + 1)
+        {
+            if self.behind {
+                self.request_sync();
+            }
+            return;
+        }
         let Some(last) = verified_prefix(&self.shared, &self.head, &blocks) else {
             if !blocks.is_empty() {
                 self.shared.metrics.reject("bad_sync_blocks");
@@ -929,6 +952,13 @@ impl Driver {
             self.behind = false;
             return;
         };
+        // Catch-up keeps one request ahead: the next batch travels (and the peer reads
+        // it from its store) while this one executes. Not past the epoch's last block,
+        // whose successors verify only under the next epoch's set.
+        let verified_to = self.head.height + last as u64 + 1;
+        if full_batch && last + 1 == blocks.len() && verified_to < self.shared.epoch().last_height {
+            self.request_sync_from(verified_to + 1);
+        }
         for stored in blocks.into_iter().take(last + 1) {
             let body = match BlockBody::decode(&stored.block.payload) {
                 Ok(b) => b,

@@ -29,12 +29,13 @@ impl StateStore for StateOverlay<'_> {
     fn delete(&mut self, key: Vec<u8>) {
         self.changes.insert(key, None);
     }
-    fn scan_prefix(
+    fn scan_prefix_from(
         &self,
         prefix: &[u8],
+        start: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        self.scan(prefix, limit)
+        self.scan_from(prefix, start, limit)
             .map_err(|e| StoreError::Failed(e.to_string()))
     }
 }
@@ -51,13 +52,14 @@ impl StateStore for Committed<'_> {
     }
     fn put(&mut self, _key: Vec<u8>, _value: Vec<u8>) {}
     fn delete(&mut self, _key: Vec<u8>) {}
-    fn scan_prefix(
+    fn scan_prefix_from(
         &self,
         prefix: &[u8],
+        start: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         self.0
-            .scan_prefix(CF_STATE, prefix, limit)
+            .scan_prefix_from(CF_STATE, prefix, start, limit)
             .map_err(|e| StoreError::Failed(e.to_string()))
     }
 }

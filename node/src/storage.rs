@@ -437,6 +437,18 @@ impl Store {
         prefix: &[u8],
         limit: usize,
     ) -> Result<Entries, StorageError> {
+        self.scan_prefix_from(cf, prefix, prefix, limit)
+    }
+
+    /// [`Store::scan_prefix`] from the first key at or after `start` (a seek: the keys
+    /// before it, deleted ones included, are never walked).
+    pub fn scan_prefix_from(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Entries, StorageError> {
         // The upper bound keeps a seek from walking past the prefix over deleted keys
         // (the outbox deletes every entry it delivers: a seek into an empty prefix
         // would otherwise skip every tombstone after it to find the next live key).
@@ -447,7 +459,7 @@ impl Store {
         let iter = self.db.iterator_cf_opt(
             self.cf(cf),
             read,
-            IteratorMode::From(prefix, Direction::Forward),
+            IteratorMode::From(start.max(prefix), Direction::Forward),
         );
         let mut out = Vec::new();
         for item in iter {
@@ -719,12 +731,28 @@ impl<'a> StateOverlay<'a> {
 
     /// Entries whose key starts with `prefix`, committed state merged with the overlay.
     pub fn scan(&self, prefix: &[u8], limit: usize) -> Result<Entries, StorageError> {
+        self.scan_from(prefix, prefix, limit)
+    }
+
+    /// [`StateOverlay::scan`] from the first key at or after `start`.
+    pub fn scan_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Entries, StorageError> {
+        let start = start.max(prefix);
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
             .store
-            .scan_prefix(CF_STATE, prefix, limit.saturating_add(self.changes.len()))?
+            .scan_prefix_from(
+                CF_STATE,
+                prefix,
+                start,
+                limit.saturating_add(self.changes.len()),
+            )?
             .into_iter()
             .collect();
-        for (k, v) in self.changes.range(prefix.to_vec()..) {
+        for (k, v) in self.changes.range(start.to_vec()..) {
             if !k.starts_with(prefix) {
                 break;
             }
